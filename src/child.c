@@ -1,0 +1,406 @@
+/* The ChildProcess object: events, exit, close and lifetime. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "child-internal.h"
+#include "io.h"
+#include "spawn.h"
+#include "stream.h"
+
+bool cp__force_sigchld = false;
+
+static void invoke_child_listener(cp__listener_fn fn, void *object,
+                                  const cp_event *event, void *data) {
+  ((cp_child_listener)fn)(object, event, data);
+}
+
+static void handle_closed(uv_handle_t *handle);
+static void maybe_free(cp_child *child);
+
+cp_child *cp__child_new(uv_loop_t *loop) {
+  cp_child *child = calloc(1, sizeof(*child));
+
+  if (child == NULL)
+    return NULL;
+
+  child->loop = loop;
+  child->pidfd = -1;
+  child->exit_code = -1;
+  child->referenced = true;
+  cp__emitter_init(&child->emitter, child, invoke_child_listener);
+
+  uv_timer_init(loop, &child->next_tick);
+  uv_timer_init(loop, &child->kill_timer);
+  child->next_tick.data = child;
+  child->kill_timer.data = child;
+  child->handles_open = 2;
+  return child;
+}
+
+static void free_memory(cp_child *child) {
+  for (size_t i = 0; i < child->stdio_count; i++) {
+    if (child->stdio[i] != NULL)
+      cp__stream_free(child->stdio[i]);
+  }
+  free(child->stdio);
+
+  if (child->spawnargs != NULL) {
+    for (char **arg = child->spawnargs; *arg != NULL; arg++)
+      free(*arg);
+  }
+  free(child->spawnargs);
+  free(child->spawnfile);
+  free(child->spawn_syscall);
+  cp__emitter_free(&child->emitter);
+  free(child);
+}
+
+/* Closes the streams and handles of a child that cp_spawn() gave up on
+ * before returning it (out of memory); the memory goes once the loop has run
+ * their close callbacks.
+ * NOTE: a caller that never runs the loop again keeps that memory. */
+void cp__child_free_unstarted(cp_child *child) {
+  for (size_t i = 0; i < child->stdio_count; i++) {
+    if (child->stdio[i] != NULL)
+      cp_stream_destroy(child->stdio[i]);
+  }
+  child->released = true;
+  child->close_emitted = true;
+  maybe_free(child);
+}
+
+void cp__child_emit(cp_child *child, const cp_event *event) {
+  cp__child_hold(child);
+  cp__emitter_emit(&child->emitter, event);
+  cp__child_unhold(child);
+}
+
+void cp__child_hold(cp_child *child) { child->holds++; }
+
+void cp__child_unhold(cp_child *child) {
+  child->holds--;
+  maybe_free(child);
+}
+
+static bool streams_closed(const cp_child *child) {
+  for (size_t i = 0; i < child->stdio_count; i++) {
+    if (child->stdio[i] != NULL && !cp__stream_closed(child->stdio[i]))
+      return false;
+  }
+  return true;
+}
+
+static void close_handle(cp_child *child, uv_handle_t *handle) {
+  handle->data = child;
+  uv_close(handle, handle_closed);
+}
+
+static void close_handles(cp_child *child) {
+  child->handles_closing = true;
+  close_handle(child, (uv_handle_t *)&child->next_tick);
+  close_handle(child, (uv_handle_t *)&child->kill_timer);
+  if (child->pidfd >= 0)
+    close_handle(child, (uv_handle_t *)&child->exit_poll);
+  if (child->use_sigchld)
+    close_handle(child, (uv_handle_t *)&child->sigchld);
+}
+
+static void handle_closed(uv_handle_t *handle) {
+  cp_child *child = handle->data;
+
+  if (handle == (uv_handle_t *)&child->exit_poll)
+    child->pidfd = cp__close(child->pidfd);
+
+  child->handles_open--;
+  maybe_free(child);
+}
+
+/* Frees the child once the caller released it, CLOSE was emitted, no emit
+ * is running and every stream and handle has closed. */
+static void maybe_free(cp_child *child) {
+  if (!child->released || !child->close_emitted || child->holds > 0)
+    return;
+  if (!streams_closed(child))
+    return;
+
+  if (!child->handles_closing)
+    close_handles(child);
+  if (child->handles_open == 0)
+    free_memory(child);
+}
+
+void cp_child_release(cp_child *child) {
+  if (child == NULL)
+    return;
+
+  cp__child_hold(child);
+  child->released = true;
+  cp__child_unhold(child);
+}
+
+/* Node's maybeClose: CLOSE once the process is gone and every readable
+ * stream has closed. */
+static void maybe_close(cp_child *child) {
+  if (child->close_emitted || (!child->exited && child->spawn_error == 0))
+    return;
+  if (child->closes_needed > 0)
+    return;
+
+  child->close_emitted = true;
+  cp__child_stop_kill_timer(child);
+  cp__child_emit(child, &(cp_event){.type = CP_EVENT_CLOSE,
+                                    .exit_code = child->exit_code,
+                                    .signal = child->term_signal});
+}
+
+void cp__child_stream_closed(cp_child *child, cp_stream *stream) {
+  for (size_t i = 1; i < child->stdio_count; i++) {
+    if (child->stdio[i] == stream) {
+      child->closes_needed--;
+      break;
+    }
+  }
+
+  cp__child_hold(child);
+  maybe_close(child);
+  cp__child_unhold(child);
+}
+
+/* What follows the end of the process, or the failure to start it:
+ * stdin is destroyed and unread output drained, as Node does. */
+static void finish_process(cp_child *child) {
+  cp_stream *stdin_stream = cp_child_stdin(child);
+
+  if (stdin_stream != NULL)
+    cp__stream_destroy_for_exit(stdin_stream);
+
+  for (size_t i = 0; i < child->stdio_count; i++) {
+    if (child->stdio[i] != NULL)
+      cp__stream_flush(child->stdio[i]);
+  }
+  maybe_close(child);
+}
+
+static void emit_spawn(cp_child *child) {
+  if (child->spawn_emitted || child->pid == 0)
+    return;
+
+  child->spawn_emitted = true;
+  cp__child_emit(child, &(cp_event){.type = CP_EVENT_SPAWN});
+}
+
+static void stop_exit_watch(cp_child *child) {
+  if (child->pidfd >= 0)
+    uv_poll_stop(&child->exit_poll);
+  if (child->use_sigchld)
+    uv_signal_stop(&child->sigchld);
+}
+
+static void handle_exit(cp_child *child, int exit_code, int signum) {
+  cp__child_hold(child);
+  stop_exit_watch(child);
+  cp__child_stop_kill_timer(child);
+  child->exited = true;
+  child->exit_code = exit_code;
+  child->term_signal = signum;
+
+  emit_spawn(child);
+  cp__child_emit(child, &(cp_event){.type = CP_EVENT_EXIT,
+                                    .exit_code = exit_code,
+                                    .signal = signum,
+                                    .rusage = &child->rusage});
+  finish_process(child);
+  cp__child_unhold(child);
+}
+
+/* Reaps the child if it has exited. A failure to wait (ECHILD when the
+ * caller set SIGCHLD to SIG_IGN and the kernel reaped it) still ends the
+ * process's life here, with an error event, so CLOSE is not lost. */
+static void try_reap(cp_child *child) {
+  int exit_code;
+  int signum;
+  int r;
+
+  if (child->exited)
+    return;
+
+  r = cp__reap(child->pidfd, child->pid, &exit_code, &signum, &child->rusage);
+  if (r == 0)
+    return;
+
+  if (r < 0) {
+    cp__child_hold(child);
+    cp__child_emit(child, &(cp_event){.type = CP_EVENT_ERROR,
+                                      .error = r,
+                                      .syscall = "waitid"});
+    handle_exit(child, -1, 0);
+    cp__child_unhold(child);
+    return;
+  }
+  handle_exit(child, exit_code, signum);
+}
+
+static void exit_poll_cb(uv_poll_t *handle, int status, int events) {
+  (void)status;
+  (void)events;
+  try_reap(handle->data);
+}
+
+static void sigchld_cb(uv_signal_t *handle, int signum) {
+  (void)signum;
+  try_reap(handle->data);
+}
+
+static void next_tick_cb(uv_timer_t *timer) {
+  cp_child *child = timer->data;
+
+  cp__child_hold(child);
+  if (child->spawn_error != 0) {
+    child->exit_code = child->spawn_error;
+    cp__child_emit(child, &(cp_event){.type = CP_EVENT_ERROR,
+                                      .error = child->spawn_error,
+                                      .syscall = child->spawn_syscall,
+                                      .path = child->spawnfile});
+    finish_process(child);
+  } else {
+    emit_spawn(child);
+    /* A child that exited before the SIGCHLD watcher started sent its
+     * signal to nobody. */
+    if (child->use_sigchld)
+      try_reap(child);
+  }
+  cp__child_unhold(child);
+}
+
+void cp__child_schedule_next_tick(cp_child *child) {
+  uv_timer_start(&child->next_tick, next_tick_cb, 0, 0);
+}
+
+/* Starts watching for the exit of a started child: a pidfd where the
+ * kernel has them, SIGCHLD otherwise. Returns 0 or a negative errno. */
+int cp__child_start_watch(cp_child *child) {
+  int r = cp__force_sigchld ? -ENOSYS : cp__pidfd_open(child->pid);
+
+  if (r >= 0) {
+    child->pidfd = r;
+    r = uv_poll_init(child->loop, &child->exit_poll, child->pidfd);
+    if (r < 0) {
+      child->pidfd = cp__close(child->pidfd);
+      return r;
+    }
+    child->exit_poll.data = child;
+    child->handles_open++;
+    return uv_poll_start(&child->exit_poll, UV_READABLE, exit_poll_cb);
+  }
+
+  child->use_sigchld = true;
+  uv_signal_init(child->loop, &child->sigchld);
+  child->sigchld.data = child;
+  child->handles_open++;
+  return uv_signal_start(&child->sigchld, sigchld_cb, SIGCHLD);
+}
+
+int cp_child_on(cp_child *child, cp_event_type type, cp_child_listener fn,
+                void *data) {
+  if (child == NULL || fn == NULL || type < CP_EVENT_SPAWN ||
+      type > CP_EVENT_ERROR)
+    return CP_ERR_INVALID_ARG_VALUE;
+  return cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data,
+                         false);
+}
+
+int cp_child_once(cp_child *child, cp_event_type type, cp_child_listener fn,
+                  void *data) {
+  if (child == NULL || fn == NULL || type < CP_EVENT_SPAWN ||
+      type > CP_EVENT_ERROR)
+    return CP_ERR_INVALID_ARG_VALUE;
+  return cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data,
+                         true);
+}
+
+int cp_child_off(cp_child *child, cp_event_type type, cp_child_listener fn,
+                 void *data) {
+  if (child == NULL || fn == NULL)
+    return CP_ERR_INVALID_ARG_VALUE;
+  return cp__emitter_remove(&child->emitter, type, (cp__listener_fn)fn, data);
+}
+
+uv_loop_t *cp_child_loop(const cp_child *child) { return child->loop; }
+
+pid_t cp_child_pid(const cp_child *child) { return child->pid; }
+
+int cp_child_exit_code(const cp_child *child) { return child->exit_code; }
+
+int cp_child_signal_code(const cp_child *child) { return child->term_signal; }
+
+bool cp_child_killed(const cp_child *child) { return child->killed; }
+
+const cp_rusage *cp_child_resource_usage(const cp_child *child) {
+  return child->exited ? &child->rusage : NULL;
+}
+
+const char *cp_child_spawnfile(const cp_child *child) {
+  return child->spawnfile;
+}
+
+const char *const *cp_child_spawnargs(const cp_child *child) {
+  return (const char *const *)child->spawnargs;
+}
+
+cp_stream *cp_child_stdio(const cp_child *child, size_t i) {
+  return i < child->stdio_count ? child->stdio[i] : NULL;
+}
+
+size_t cp_child_stdio_count(const cp_child *child) {
+  return child->stdio_count;
+}
+
+cp_stream *cp_child_stdin(const cp_child *child) {
+  return cp_child_stdio(child, 0);
+}
+
+cp_stream *cp_child_stdout(const cp_child *child) {
+  return cp_child_stdio(child, 1);
+}
+
+cp_stream *cp_child_stderr(const cp_child *child) {
+  return cp_child_stdio(child, 2);
+}
+
+static void set_handle_ref(uv_handle_t *handle, bool referenced) {
+  if (referenced)
+    uv_ref(handle);
+  else
+    uv_unref(handle);
+}
+
+/* The next-tick timer stays referenced: the spawn or error event it carries
+ * fires on the next iteration even for an unref'd child. */
+static void apply_ref(cp_child *child) {
+  set_handle_ref((uv_handle_t *)&child->kill_timer, child->referenced);
+  if (child->pidfd >= 0)
+    set_handle_ref((uv_handle_t *)&child->exit_poll, child->referenced);
+  if (child->use_sigchld)
+    set_handle_ref((uv_handle_t *)&child->sigchld, child->referenced);
+
+  for (size_t i = 0; i < child->stdio_count; i++) {
+    if (child->stdio[i] == NULL)
+      continue;
+    if (child->referenced)
+      cp_stream_ref(child->stdio[i]);
+    else
+      cp_stream_unref(child->stdio[i]);
+  }
+}
+
+void cp_child_ref(cp_child *child) {
+  child->referenced = true;
+  apply_ref(child);
+}
+
+void cp_child_unref(cp_child *child) {
+  child->referenced = false;
+  apply_ref(child);
+}
