@@ -57,7 +57,7 @@ build: deps
 
 demo: build
 	@if [ -f examples/demo.sh ]; then \
-	  bash examples/demo.sh "$(CURDIR)/$(BUILD_DIR)/examples"; \
+	  bash examples/demo.sh "$(abspath $(BUILD_DIR))/examples"; \
 	else \
 	  status=0; \
 	  for program in $(BUILD_DIR)/examples/*; do \

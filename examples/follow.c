@@ -5,9 +5,10 @@
  * The child is a shell loop that prints "tick N" every 0.2 s and never ends
  * by itself. Its stdout is decoded as UTF-8 (Node's setEncoding("utf8")),
  * the DATA events are split into lines, and each line is printed with its
- * number. After 2 s the library sends the child kill_signal, as Node's
- * spawn() does with { timeout: 2000, killSignal: "SIGINT" }. The program
- * then prints how the child ended.
+ * number. After 2.1 s the library sends the child kill_signal, as Node's
+ * spawn() does with { timeout: 2100, killSignal: "SIGTERM" }. The program
+ * then prints how the child ended: EXIT when the shell died, CLOSE when its
+ * stdout reached end of file.
  *
  * DATA events do not follow line boundaries: one event may carry several
  * lines or part of one, so the bytes after the last newline wait in a
@@ -18,9 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <childproc.h>
 #include <uv.h>
-
-#include "childproc.h"
 
 typedef struct follower {
   char *partial; /* the text after the last newline so far, not terminated */
@@ -120,9 +120,9 @@ static void on_child_exit(cp_child *child, const cp_event *event, void *data) {
 
 /*
  * CLOSE: the process has ended and its stdout has reached end of file.
- * Here that can be up to 0.2 s after EXIT: the signal went to the shell
- * alone, and the shell's `sleep` child keeps the pipe open until it
- * finishes.
+ * Here that comes up to 0.2 s after EXIT: the signal went to the shell
+ * alone, and the shell's `sleep` child, which inherited the pipe, keeps it
+ * open until it finishes.
  */
 static void on_child_close(cp_child *child, const cp_event *event, void *data) {
   follower *f = data;
@@ -148,7 +148,7 @@ int main(void) {
       .stdio = stdio,
       .stdio_count = 3,
       .timeout = 2100, /* milliseconds */
-      .kill_signal = SIGINT,
+      .kill_signal = SIGTERM,
   };
   follower f = {0};
   cp_child *child;
@@ -162,8 +162,7 @@ int main(void) {
     return 1;
   }
 
-  printf("$ sh %s %s    (stopped with SIGINT after 2 s)\n", args[0],
-         args[1]);
+  printf("$ sh %s '%s'    (SIGTERM after 2.1 s)\n", args[0], args[1]);
   fflush(stdout);
   f.start_ms = uv_now(&loop);
   r = cp_spawn(&loop, "sh", args, &options, &child);

@@ -9,10 +9,10 @@
  *
  * The bytes pass through this process: it reads find's stdout and writes
  * what it read to sort's stdin, and likewise from sort to head. A link
- * pauses its source while the destination holds more than its high-water
- * mark (16 KiB by default) of unwritten data, and resumes it on DRAIN. So
- * however fast find writes and however slowly sort reads, the memory used
- * here stays bounded, and a producer that runs ahead blocks in write(2).
+ * pauses its source once the destination's unwritten data reaches its
+ * high-water mark (16 KiB by default), and resumes it on DRAIN. So however
+ * fast find writes and however slowly sort reads, the memory used here
+ * stays bounded, and a producer that runs ahead blocks in write(2).
  *
  * head exits after ten lines while sort may still have output. A shell
  * closes sort's stdout at that point, so sort dies of SIGPIPE on its next
@@ -23,9 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <childproc.h>
 #include <uv.h>
-
-#include "childproc.h"
 
 enum { FIND, SORT, HEAD, STAGE_COUNT };
 
@@ -155,14 +154,18 @@ static int start_stage(uv_loop_t *loop, pipeline *p, size_t index,
   s->started = true;
   p->started++;
 
-  /* Adding a listener fails only for a NULL function or an event type the
-   * object does not emit, so these calls and the ones below are unchecked. */
-  cp_child_on(s->child, CP_EVENT_SPAWN, on_spawn, p);
-  cp_child_on(s->child, CP_EVENT_ERROR, on_child_error, p);
-  cp_child_on(s->child, CP_EVENT_CLOSE, on_close, p);
-  if (stdin_kind == CP_STDIO_PIPE)
-    cp_stream_on(cp_child_stdin(s->child), CP_EVENT_ERROR, on_stdin_error, p);
-  return 0;
+  r = cp_child_on(s->child, CP_EVENT_SPAWN, on_spawn, p);
+  if (r == 0)
+    r = cp_child_on(s->child, CP_EVENT_ERROR, on_child_error, p);
+  if (r == 0)
+    r = cp_child_on(s->child, CP_EVENT_CLOSE, on_close, p);
+  if (r == 0 && stdin_kind == CP_STDIO_PIPE)
+    r = cp_stream_on(cp_child_stdin(s->child), CP_EVENT_ERROR, on_stdin_error,
+                     p);
+  if (r < 0)
+    fprintf(stderr, "pipeline: adding a listener failed: %s\n",
+            cp_strerror(r));
+  return r;
 }
 
 static int start_pipeline(uv_loop_t *loop, pipeline *p, const char *dir) {
@@ -191,10 +194,14 @@ static int start_pipeline(uv_loop_t *loop, pipeline *p, const char *dir) {
     return r;
   }
 
-  cp_child_on(p->stages[HEAD].child, CP_EVENT_EXIT, on_head_exit, p);
-  cp_stream_on(cp_child_stdout(p->stages[HEAD].child), CP_EVENT_DATA,
-               on_head_stdout, p);
-  return 0;
+  r = cp_child_on(p->stages[HEAD].child, CP_EVENT_EXIT, on_head_exit, p);
+  if (r == 0)
+    r = cp_stream_on(cp_child_stdout(p->stages[HEAD].child), CP_EVENT_DATA,
+                     on_head_stdout, p);
+  if (r < 0)
+    fprintf(stderr, "pipeline: adding a listener failed: %s\n",
+            cp_strerror(r));
+  return r;
 }
 
 /* Stops the stages already started when a later one could not be. Their

@@ -97,7 +97,7 @@ static void spawn_reports_death_by_signal(void **state) {
   uv_loop_t loop;
 
   (void)state;
-  /* SIGSEGV dumps core by default; no core file is wanted from a test. */
+  /* SIGSEGV dumps core by default, and a test must leave no core file. */
   assert_int_equal(getrlimit(RLIMIT_CORE, &saved_core), 0);
   assert_int_equal(
       setrlimit(RLIMIT_CORE, &(struct rlimit){0, saved_core.rlim_max}), 0);
@@ -161,8 +161,44 @@ static void spawn_close_follows_exit_and_all_output(void **state) {
   cp_test_loop_finish(&loop);
 }
 
-/* Node's flushStdio: output nobody reads is discarded after the exit, so
- * CLOSE still comes. */
+static void resume_stdout(cp_child *child, const cp_event *event, void *data) {
+  (void)event;
+  *(int *)data = cp_stream_resume(cp_child_stdout(child));
+}
+
+/* Output still in the pipe at EXIT: stdout is paused until then, and the
+ * child writes less than a pipe holds, so it exits without waiting. */
+static void spawn_close_waits_for_paused_output(void **state) {
+  enum { OUTPUT_BYTES = 30000 };
+  const char *const args[] = {"-c", "head -c 30000 /dev/zero", NULL};
+  int resume_result = -12345;
+  cp_test_record record;
+  cp_child *child;
+  uv_loop_t loop;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  child = cp_test_spawn(&loop, "/bin/sh", args, NULL, &record);
+  assert_int_equal(cp_stream_pause(cp_child_stdout(child)), 0);
+  assert_int_equal(
+      cp_child_on(child, CP_EVENT_EXIT, resume_stdout, &resume_result), 0);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_int_equal(resume_result, 0);
+  assert_string_equal(record.events, "SXC");
+  assert_int_equal(record.out_len_at_exit, 0);
+  assert_int_equal(record.out.len, OUTPUT_BYTES);
+  assert_int_equal(record.out_len_at_close, OUTPUT_BYTES);
+  assert_true(record.out_ended_at_close);
+
+  cp_child_release(child);
+  cp_test_record_free(&record);
+  cp_test_loop_finish(&loop);
+}
+
+/* Node's flushStdio: output without a DATA listener is discarded after the
+ * exit, so CLOSE still comes. */
 static void spawn_close_follows_unread_output(void **state) {
   const char *const args[] = {"-c", "head -c 20000 /dev/zero", NULL};
   cp_test_record record;
@@ -508,8 +544,8 @@ static void child_on_rejects_invalid_listener(void **state) {
   cp_test_loop_finish(&loop);
 }
 
-/* What the unhandled-error handler received; a handler has no data
- * pointer, so this is file-wide. */
+/* What the unhandled-error handler received. A handler gets no data
+ * pointer, so this is a file-scope variable. */
 static struct {
   int calls;
   const void *object;
@@ -607,7 +643,7 @@ static cp_child *spawn_with_sigchld(uv_loop_t *loop, const char *file,
 }
 
 static void sigchld_fallback_reports_exit_and_signal(void **state) {
-  const char *const exit_args[] = {"42", NULL};
+  const char *const slow_args[] = {"-c", "sleep 0.2; exit 42", NULL};
   const char *const signal_args[] = {"-s", "9", NULL};
   const char *const other_args[] = {"7", NULL};
   const char *exit_helper = cp_test_helper_path("cp-exit");
@@ -620,8 +656,9 @@ static void sigchld_fallback_reports_exit_and_signal(void **state) {
   assert_int_equal(uv_loop_init(&loop), 0);
 
   /* Three children at once: each SIGCHLD wakes every watcher, and each
-   * must reap only its own child. */
-  children[0] = spawn_with_sigchld(&loop, exit_helper, exit_args, &records[0]);
+   * must reap only its own child. The first one started ends last, so a
+   * watcher that reaped whichever child ended would take another's exit. */
+  children[0] = spawn_with_sigchld(&loop, "/bin/sh", slow_args, &records[0]);
   children[1] =
       spawn_with_sigchld(&loop, exit_helper, signal_args, &records[1]);
   children[2] = spawn_with_sigchld(&loop, exit_helper, other_args, &records[2]);
@@ -691,6 +728,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(spawn_reports_death_by_signal),
       cmocka_unit_test(spawn_reports_death_by_realtime_signal),
       cmocka_unit_test(spawn_close_follows_exit_and_all_output),
+      cmocka_unit_test(spawn_close_waits_for_paused_output),
       cmocka_unit_test(spawn_close_follows_unread_output),
       cmocka_unit_test(spawn_missing_program_emits_enoent),
       cmocka_unit_test(spawn_missing_absolute_path_emits_enoent),

@@ -123,7 +123,7 @@ static void kill_by_name_sends_that_signal(void **state) {
   assert_no_child_left();
 }
 
-/* Rejected signals leave the child running and killed unset; SIGKILL then
+/* Rejected signals leave the child running and killed unset. SIGKILL then
  * ends it. */
 static int call_unknown_then_sigkill(cp_child *child, spawn_call *self) {
   static const char *const unknown_names[] = {"SIGFOO", "15", "sigterm",
@@ -245,7 +245,7 @@ static void kill_unstarted_child_returns_zero(void **state) {
   cp_test_loop_run(&loop, GUARD_MS);
   assert_int_equal(cp_child_kill(child, SIGTERM), 0);
 
-  /* One error, the spawn's own; the kills added none. */
+  /* The only error is the spawn's own, so the kills added none. */
   assert_string_equal(record.events, "EC");
   assert_int_equal(record.error, -ENOENT);
   assert_false(cp_child_killed(child));
@@ -510,7 +510,7 @@ static void kill_group_kills_grandchildren(void **state) {
                         &record);
   watch_first_line(child, &action);
 
-  /* The sleep holds the shell's stdout open, so CLOSE also waits for it. */
+  /* The sleep keeps the shell's stdout open, so CLOSE also waits for it. */
   cp_test_loop_run(&loop, GUARD_MS);
 
   assert_true(action.done);

@@ -119,7 +119,7 @@ static void unref_lets_loop_return(void **state) {
   pid = cp_child_pid(child);
   cp_child_unref(child);
 
-  /* Returns while sleep still runs; the guard fails the case otherwise. */
+  /* Returns while sleep still runs. Otherwise the guard fails the case. */
   cp_test_loop_run(&loop, GUARD_MS);
 
   assert_string_equal(record.events, "S");
@@ -178,14 +178,12 @@ static void release_inside_exit_listener(void **state) {
 static void release_inside_close_listener(void **state) {
   const char *const args[] = {"-c", "echo out; exit 6", NULL};
   cp_test_record record;
-  cp_child *child;
   uv_loop_t loop;
 
   (void)state;
   assert_int_equal(uv_loop_init(&loop), 0);
-  child = cp_test_spawn(&loop, "/bin/sh", args, NULL, &record);
+  cp_test_spawn(&loop, "/bin/sh", args, NULL, &record);
   record.release_at_close = true;
-  (void)child;
 
   cp_test_loop_run(&loop, GUARD_MS);
 

@@ -1,7 +1,7 @@
 /*
  * cp_spawn() options: env, cwd, argv0, shell, detached, uid and gid, and
- * the descriptors a child receives. Every case starts real processes; most
- * run the cp-print helper, which prints its argv, cwd and environment.
+ * the descriptors a child receives. Every case starts real processes, and
+ * most run the cp-print helper, which prints its argv, cwd and environment.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -390,6 +390,8 @@ static void shell_custom_path_gets_dash_c(void **state) {
   snprintf(expected, sizeof(expected),
            "argv[0]=%s\nargv[1]=-c\nargv[2]=hello  world\ncwd=", print);
   assert_int_equal(uv_loop_init(&loop), 0);
+  /* "hello " and "world" join to "hello  world": the space is kept, since
+   * nothing is quoted or trimmed. */
   child = cp_test_spawn(&loop, "hello ", args, &options, &record);
 
   cp_test_loop_run(&loop, GUARD_MS);
@@ -443,7 +445,7 @@ typedef struct group_kill {
 } group_kill;
 
 /* Runs once both pid lines have arrived. The recording listener was added
- * before this one, so the record already holds the output so far. */
+ * before this one, so the record already contains the output so far. */
 static void kill_group_after_pids(cp_stream *stream, const cp_event *event,
                                   void *data) {
   group_kill *kill_state = data;
@@ -570,8 +572,8 @@ static void uid_and_gid_set_as_root(void **state) {
   free(output);
 }
 
-/* Run inside cp-spawn-unprivileged, which drops to nobody and then asks
- * for a child with uid 0. The spawn error's exit code is -EPERM, -1. */
+/* Runs inside cp-spawn-unprivileged, which drops to user 65534 and then
+ * calls cp_spawn() with uid 0. The spawn error's exit code is -EPERM, -1. */
 static void uid_without_privilege_emits_eperm(void **state) {
   const char *const args[] = {"65534", "/bin/true", NULL};
   char *output;

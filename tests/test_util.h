@@ -50,19 +50,19 @@ typedef struct cp_test_buffer {
  */
 typedef struct cp_test_record {
   /* One letter per child event, in emit order: S spawn, X exit, C close,
-   * E error. NUL-terminated; events past the array's size are dropped and
+   * E error. NUL-terminated. Events past the array's size are dropped and
    * counted in lost_events. */
   char events[16];
   size_t event_count;
   size_t lost_events;
 
-  int exit_code; /* from EXIT; CP_TEST_NOT_EMITTED before it */
+  int exit_code; /* from EXIT, or CP_TEST_NOT_EMITTED before it */
   int exit_signal;
   cp_rusage rusage;
-  int close_exit_code; /* from CLOSE; CP_TEST_NOT_EMITTED before it */
+  int close_exit_code; /* from CLOSE, or CP_TEST_NOT_EMITTED before it */
   int close_signal;
 
-  /* From the first ERROR; error is 0 before it. */
+  /* From the first ERROR. error is 0 until one arrives. */
   int error;
   char syscall[256];
   char path[4096];
@@ -85,7 +85,8 @@ typedef struct cp_test_record {
 
 void cp_test_record_init(cp_test_record *record);
 
-/* Frees the record's buffers; the record can be initialized again. */
+/* Frees the record's buffers, after which the record can be initialized
+ * again. */
 void cp_test_record_free(cp_test_record *record);
 
 /*
@@ -111,8 +112,9 @@ cp_child *cp_test_spawn(uv_loop_t *loop, const char *file,
 
 /*
  * Spawns like cp_test_spawn(), runs loop until the child's CLOSE (failing
- * the test after timeout_ms), and releases the child. Returns the pid the
- * child had, or 0 when it failed to start.
+ * the test after timeout_ms), releases the child and runs loop again so
+ * that the child is freed. Returns the pid the child had, or 0 when it
+ * failed to start.
  */
 pid_t cp_test_run_child(uv_loop_t *loop, const char *file,
                         const char *const *args,

@@ -1,5 +1,5 @@
 /*
- * Test helper: drops root privileges, then asks cp_spawn() for a child
+ * Test helper: drops root privileges, then calls cp_spawn() for a child
  * running as root, and prints the child's events, one line each:
  *
  *   cp-spawn-unprivileged ID FILE
@@ -12,9 +12,9 @@
  *   exit EXIT_CODE SIGNAL
  *   close EXIT_CODE SIGNAL
  *
- * Exits 0 once the child closed and the loop closed cleanly; 1 with a
- * message on stderr when dropping privileges or spawning failed; 2 on a
- * usage error. Must start as root.
+ * Exits 0 once the child closed and the loop closed cleanly, 1 with a
+ * message on stderr when dropping privileges or spawning failed, and 2 on
+ * a usage error. Must start as root.
  */
 #include <errno.h>
 #include <grp.h>

@@ -1,7 +1,7 @@
 /*
  * Test helper: uses CPU_MS milliseconds of its own CPU time in a busy loop,
- * then exits 0, so that a test sees a non-zero user CPU time in the
- * child's resource usage.
+ * then exits 0, so that the child's resource usage reports a non-zero user
+ * CPU time.
  *
  *   cp-spin CPU_MS
  *
