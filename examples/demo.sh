@@ -3,7 +3,8 @@
 # a heading that describes what it shows. Takes about 3 seconds.
 #
 # Usage: examples/demo.sh EXAMPLES_DIR
-#   EXAMPLES_DIR holds the built examples; `make demo` passes build/examples.
+#   EXAMPLES_DIR is the directory of the built examples: `make demo` passes
+#   build/examples.
 #
 # Exits 1 if any example is missing, fails or runs longer than 30 seconds.
 set -euo pipefail
@@ -48,9 +49,11 @@ run() {
   timeout 30 "$program" "$@" </dev/null || status=$?
   if ((status == 0)); then
     passed=$((passed + 1))
+  elif ((status == 124)); then
+    echo "demo: $name timed out after 30 s and was stopped" >&2
+    failed=$((failed + 1))
   else
-    echo "demo: $name failed with exit status $status" \
-      "(124: stopped after 30 s)" >&2
+    echo "demo: $name failed with exit status $status" >&2
     failed=$((failed + 1))
   fi
 }
@@ -70,11 +73,12 @@ cd - >/dev/null
 
 heading "pipeline: find /usr/include | sort | head as three children joined" \
   "by cp_stream_pipe(). The bytes pass through this process with" \
-  "backpressure; sort dies of SIGPIPE when head stops reading, as in a shell."
+  "backpressure, and sort dies of SIGPIPE once head stops reading, as in a" \
+  "shell."
 run pipeline /usr/include
 
-heading "follow: read a shell loop's output line by line (UTF-8 decoding and" \
-  "a line buffer); the timeout option stops it with SIGTERM after 2.1 s."
+heading "follow: read a shell loop's output line by line, with UTF-8 decoding" \
+  "and a line buffer. The timeout option stops it with SIGTERM after 2.1 s."
 run follow
 
 heading "signals: kill by number and by name, a SIGTERM trap, SIGKILL after a" \

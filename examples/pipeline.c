@@ -14,9 +14,11 @@
  * fast find writes and however slowly sort reads, the memory used here
  * stays bounded, and a producer that runs ahead blocks in write(2).
  *
- * head exits after ten lines while sort may still have output. A shell
- * closes sort's stdout at that point, so sort dies of SIGPIPE on its next
- * write; this program does the same with cp_stream_destroy().
+ * head exits after ten lines while sort may still have output. In a shell,
+ * head's exit closes the last read end of sort's output pipe, so sort dies
+ * of SIGPIPE on its next write. Here that read end belongs to this process:
+ * when head's stdin closes, cp_stream_pipe() destroys sort's stdout, which
+ * has no other reader, and sort dies of SIGPIPE in the same way.
  */
 #include <errno.h>
 #include <signal.h>
@@ -58,8 +60,8 @@ static void on_spawn(cp_child *child, const cp_event *event, void *data) {
   stage_of(data, child)->pid = cp_child_pid(child);
 }
 
-/* A child's error events: here only a failure to start (ENOENT when the
- * program is not installed, say), which CLOSE follows. */
+/* A child's error events, such as a failure to start (ENOENT when the
+ * program is not installed), after which CLOSE follows. */
 static void on_child_error(cp_child *child, const cp_event *event,
                            void *data) {
   pipeline *p = data;
@@ -67,22 +69,6 @@ static void on_child_error(cp_child *child, const cp_event *event,
   fprintf(stderr, "pipeline: %s: %s failed: %s\n",
           stage_of(p, child)->name, event->syscall, cp_strerror(event->error));
   p->failed = true;
-}
-
-/*
- * Once head has exited nobody will read sort's output, so close the parent's
- * end of sort's stdout, as a shell does. sort then gets SIGPIPE on its next
- * write instead of blocking forever on a full pipe. A sort that has already
- * closed has already ended and is left alone.
- */
-static void on_head_exit(cp_child *child, const cp_event *event, void *data) {
-  pipeline *p = data;
-  stage *sort = &p->stages[SORT];
-
-  (void)child;
-  (void)event;
-  if (sort->started && !sort->closed)
-    cp_stream_destroy(cp_child_stdout(sort->child));
 }
 
 /*
@@ -109,10 +95,8 @@ static void on_head_stdout(cp_stream *stream, const cp_event *event,
   fwrite(event->data, 1, event->len, stdout);
 }
 
-/*
- * Records how the child ended. The children are released together when the
- * last one closes, so on_head_exit() never touches a freed child.
- */
+/* Records how the child ended. The children are released together when the
+ * last one closes. */
 static void on_close(cp_child *child, const cp_event *event, void *data) {
   pipeline *p = data;
   stage *s = stage_of(p, child);
@@ -194,10 +178,8 @@ static int start_pipeline(uv_loop_t *loop, pipeline *p, const char *dir) {
     return r;
   }
 
-  r = cp_child_on(p->stages[HEAD].child, CP_EVENT_EXIT, on_head_exit, p);
-  if (r == 0)
-    r = cp_stream_on(cp_child_stdout(p->stages[HEAD].child), CP_EVENT_DATA,
-                     on_head_stdout, p);
+  r = cp_stream_on(cp_child_stdout(p->stages[HEAD].child), CP_EVENT_DATA,
+                   on_head_stdout, p);
   if (r < 0)
     fprintf(stderr, "pipeline: adding a listener failed: %s\n",
             cp_strerror(r));

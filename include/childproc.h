@@ -88,8 +88,9 @@ const char *cp_strerror(int err);
 /*
  * Returns the signal number for a name as Node spells it ("SIGTERM",
  * "SIGKILL"), including real-time signals written "SIGRTMIN", "SIGRTMIN+3",
- * "SIGRTMAX-1". Returns CP_ERR_UNKNOWN_SIGNAL for anything else, a number in
- * a string included, as Node's kill() does.
+ * "SIGRTMAX-1". Case does not matter ("sigterm"), as in Node's kill().
+ * Returns CP_ERR_UNKNOWN_SIGNAL for anything else, a number in a string
+ * included, as Node's kill() does.
  */
 int cp_signal_from_name(const char *name);
 
@@ -280,7 +281,7 @@ int cp_spawn(uv_loop_t *loop, const char *file, const char *const *args,
  * Adds a listener for one of the child's events (SPAWN, EXIT, CLOSE,
  * ERROR). Listeners run in the order they were added; a listener added
  * during an emit is first called on the next emit of that event. data is
- * passed back to the listener unchanged. Returns 0, or
+ * passed back to the listener unchanged. Returns 0, -ENOMEM, or
  * CP_ERR_INVALID_ARG_VALUE for a NULL listener or an event type a child does
  * not emit.
  */
@@ -498,7 +499,10 @@ int cp_stream_set_encoding(cp_stream *stream, const char *encoding);
  * written to dst; src pauses while dst is above its high-water mark and
  * resumes on dst's DRAIN, so memory stays bounded whatever the two
  * processes' speeds. When end is true, dst is ended when src ends. The link
- * is removed when either stream closes. Unlike Node, cp_stream_resume() on a
+ * is removed when either stream closes; when dst closes first and src is
+ * left with no destination and no DATA listener, src is destroyed, so the
+ * writing child gets EPIPE or SIGPIPE as in a shell pipeline (Node leaves it
+ * paused, and the child blocks on a full pipe). Also unlike Node, cp_stream_resume() on a
  * source that waits for a destination to drain does not read until it has
  * drained, and when the last link goes the source keeps flowing only if it
  * has a DATA listener and was not paused by the caller. Returns 0,

@@ -1,4 +1,5 @@
 /* Signal names as Node spells them, real-time signals included. */
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,8 +74,24 @@ static int real_time_signal_from_name(const char *name) {
   return (int)signum;
 }
 
-int cp_signal_from_name(const char *name) {
-  if (name == NULL || strncmp(name, "SIG", 3) != 0)
+/* Node upper-cases the name before looking it up. */
+static bool copy_upper(const char *name, char *out, size_t size) {
+  size_t i = 0;
+
+  for (; name[i] != '\0'; i++) {
+    if (i + 1 >= size)
+      return false;
+    out[i] = (char)toupper((unsigned char)name[i]);
+  }
+  out[i] = '\0';
+  return true;
+}
+
+int cp_signal_from_name(const char *given) {
+  char name[NAME_SIZE];
+
+  if (given == NULL || !copy_upper(given, name, sizeof(name)) ||
+      strncmp(name, "SIG", 3) != 0)
     return CP_ERR_UNKNOWN_SIGNAL;
 
   if (strncmp(name, "SIGRT", 5) == 0)

@@ -66,6 +66,26 @@ static void on_link_over(cp_stream *stream, const cp_event *event, void *data) {
   drop_link(data);
 }
 
+/*
+ * The destination closed before the source ended (the downstream program
+ * exited, as `head` does). A source left with no destination and no DATA
+ * listener is destroyed, so its child gets EPIPE or SIGPIPE as in a shell
+ * pipeline instead of blocking forever on a full pipe. Node's pipe() leaves
+ * it paused.
+ */
+static void on_destination_close(cp_stream *dst, const cp_event *event,
+                                 void *data) {
+  cp__pipe_link *link = data;
+  cp_stream *src = link->src;
+
+  (void)dst;
+  (void)event;
+  drop_link(link);
+  if (src->pipes == NULL && !src->end_emitted &&
+      cp__emitter_count(&src->emitter, CP_EVENT_DATA) == 0)
+    cp_stream_destroy(src);
+}
+
 /* The internal listeners of a link, on its source or its destination. */
 static const struct {
   bool on_source;
@@ -77,7 +97,7 @@ static const struct {
     {true, CP_EVENT_CLOSE, on_link_over},
     {false, CP_EVENT_DRAIN, on_destination_drain},
     {false, CP_EVENT_FINISH, on_link_over},
-    {false, CP_EVENT_CLOSE, on_link_over},
+    {false, CP_EVENT_CLOSE, on_destination_close},
 };
 
 #define LINK_LISTENER_COUNT (sizeof(link_listeners) / sizeof(link_listeners[0]))

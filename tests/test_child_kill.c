@@ -126,7 +126,7 @@ static void kill_by_name_sends_that_signal(void **state) {
 /* Rejected signals leave the child running and killed unset. SIGKILL then
  * ends it. */
 static int call_unknown_then_sigkill(cp_child *child, spawn_call *self) {
-  static const char *const unknown_names[] = {"SIGFOO", "15", "sigterm",
+  static const char *const unknown_names[] = {"SIGFOO", "15", "SIG TERM",
                                               "TERM", ""};
 
   (void)self;

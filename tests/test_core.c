@@ -53,11 +53,13 @@ static void signal_names_match_node(void **state) {
   assert_null(cp_signal_name(NSIG));
   assert_int_equal(cp_signal_from_name("SIGRTMAX-1"), SIGRTMAX - 1);
   assert_int_equal(cp_signal_from_name("SIGIOT"), SIGABRT);
+  assert_int_equal(cp_signal_from_name("sigterm"), SIGTERM);
+  assert_int_equal(cp_signal_from_name("SigRtMin+2"), SIGRTMIN + 2);
 }
 
 static void signal_from_name_rejects_other_spellings(void **state) {
   static const char *const rejected[] = {
-      "TERM", "sigterm", "15", "SIGTERM ", "SIGRTMIN+0", "SIGRTMIN-1",
+      "TERM", "15", "SIGTERM1", "SIGTERM ", "SIGRTMIN+0", "SIGRTMIN-1",
       "SIGRTMAX+1", "SIGRTMIN+99", "SIGRTMIN+3x", "", "SIG",
   };
 

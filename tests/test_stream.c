@@ -1051,6 +1051,43 @@ static void pipe_between_children_bounds_memory(void **state) {
   finish_loop(&loop, children, 2);
 }
 
+static void record_signal(cp_child *child, const cp_event *event,
+                          void *data) {
+  (void)child;
+  *(int *)data = event->signal;
+}
+
+/* `yes | head -n 1`: when head exits, yes must die of SIGPIPE as in a
+ * shell, not block forever on a full pipe that nobody reads. */
+static void pipe_destination_close_destroys_source(void **state) {
+  static const char *const head_args[] = {"-n", "1", NULL};
+  uv_loop_t loop;
+  stream_log yes_log = {0};
+  stream_log head_out_log = {0};
+  cp_child *children[2];
+  int yes_signal = -1;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  children[0] = spawn_file(&loop, "yes", NULL);
+  children[1] = spawn_file(&loop, "head", head_args);
+  watch_events(cp_child_stdout(children[0]), &yes_log);
+  watch_all(cp_child_stdout(children[1]), &head_out_log);
+  assert_int_equal(cp_child_on(children[0], CP_EVENT_CLOSE, record_signal,
+                               &yes_signal),
+                   0);
+
+  assert_int_equal(cp_stream_pipe(cp_child_stdout(children[0]),
+                                  cp_child_stdin(children[1]), true),
+                   0);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_string_equal(head_out_log.text, "y\n");
+  assert_int_equal(yes_signal, SIGPIPE);
+  assert_string_equal(yes_log.order, "C");
+  finish_loop(&loop, children, 2);
+}
+
 static void api_rejects_wrong_direction(void **state) {
   uv_loop_t loop;
   cp_child *children[2];
@@ -1125,6 +1162,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(extra_pipes_at_fd3_and_fd4),
       cmocka_unit_test(duplex_slot_echoes_both_ways),
       cmocka_unit_test(pipe_between_children_bounds_memory),
+      cmocka_unit_test(pipe_destination_close_destroys_source),
       cmocka_unit_test(api_rejects_wrong_direction),
   };
 
