@@ -268,7 +268,8 @@ typedef struct cp_spawn_options {
  * path, whose cost does. The child gets exactly the descriptors in stdio:
  * every other descriptor of the parent is closed in it, close-on-exec or
  * not. Signal dispositions and the signal mask are reset to defaults in the
- * child.
+ * child, except that on the posix_spawn path glibc (2.36) leaves its two
+ * internal signals, 32 and 33, ignored.
  */
 int cp_spawn(uv_loop_t *loop, const char *file, const char *const *args,
              const cp_spawn_options *options, cp_child **child_out);
@@ -363,8 +364,10 @@ cp_stream *cp_child_stderr(const cp_child *child);
  *
  * Returns 1 when the signal was delivered (and sets killed), 0 when it was
  * not: the child was never started, has been reaped, or the kernel refused
- * the signal, in which case an error event with syscall "kill" is emitted.
- * Returns CP_ERR_UNKNOWN_SIGNAL for a number that is not a signal.
+ * the signal (EPERM), in which case an error event with syscall "kill" is
+ * emitted. Returns CP_ERR_UNKNOWN_SIGNAL for a number that is not a named
+ * signal (32 and 33, which glibc keeps for itself, included), and -EINVAL
+ * or -ENOSYS where Node's kill() throws them.
  */
 int cp_child_kill(cp_child *child, int signum);
 
@@ -436,7 +439,9 @@ typedef void (*cp_write_cb)(cp_stream *stream, int status, void *data);
  * CP_EVENT_DRAIN before writing more. The return value is computed before
  * the bytes are written, as in Node, so a single write of at least the
  * high-water mark returns 0 and DRAIN follows. Write callbacks always run
- * from the loop, never from inside this call, in the order of the writes.
+ * from the loop, never from inside this call. Callbacks of accepted writes
+ * run in the order of the writes; a rejected write's callback (after end,
+ * below) may run before those of earlier writes, as in Node.
  *
  * Failures are reported as in Node, and the call then returns 0:
  * - a write after cp_stream_end() passes CP_ERR_STREAM_WRITE_AFTER_END to cb

@@ -5,7 +5,11 @@
 #include "child-internal.h"
 #include "spawn.h"
 
-static bool is_signal_number(int signum) { return signum >= 0 && signum < NSIG; }
+/* 0 (a check that the process exists) or a signal with a name. glibc keeps
+ * 32 and 33 for itself, and Node rejects them too. */
+static bool is_signal_number(int signum) {
+  return signum == 0 || cp_signal_name(signum) != NULL;
+}
 
 /* Delivers signum without ever reaching a process that reused the child's
  * PID: through the pidfd, or with kill(2) only while the child is unreaped

@@ -58,7 +58,7 @@ static int validate(uv_loop_t *loop, const char *file,
 
   if (options->kill_group && !options->detached)
     return CP_ERR_INVALID_ARG_VALUE;
-  if (options->kill_signal < 0 || options->kill_signal >= NSIG)
+  if (options->kill_signal != 0 && cp_signal_name(options->kill_signal) == NULL)
     return CP_ERR_INVALID_ARG_VALUE;
   return 0;
 }
@@ -99,11 +99,12 @@ static int build_command(cp_child *child, const char *file,
     if (child->spawnfile == NULL || child->spawnargs == NULL)
       return -ENOMEM;
 
+    /* Each entry is checked before the next is made: freeing stops at the
+     * first NULL. */
     argv0 = options->argv0 != NULL ? options->argv0 : options->shell;
-    child->spawnargs[0] = strdup(argv0);
-    child->spawnargs[1] = strdup("-c");
-    child->spawnargs[2] = join_command(file, args);
-    if (!child->spawnargs[0] || !child->spawnargs[1] || !child->spawnargs[2])
+    if ((child->spawnargs[0] = strdup(argv0)) == NULL ||
+        (child->spawnargs[1] = strdup("-c")) == NULL ||
+        (child->spawnargs[2] = join_command(file, args)) == NULL)
       return -ENOMEM;
   } else {
     while (args != NULL && args[count] != NULL)
@@ -230,7 +231,8 @@ static int make_streams(cp_child *child, slot *slots) {
 static int start_process(cp_child *child, const cp_spawn_options *options,
                          const slot *slots) {
   extern char **environ;
-  int fds[child->stdio_count];
+  int *fds = malloc(child->stdio_count * sizeof(*fds));
+  int r;
   cp__spawn_request request = {
       .file = child->spawnfile,
       .argv = child->spawnargs,
@@ -245,9 +247,13 @@ static int start_process(cp_child *child, const cp_spawn_options *options,
       .gid = options->gid,
   };
 
+  if (fds == NULL)
+    return -ENOMEM;
   for (size_t i = 0; i < child->stdio_count; i++)
     fds[i] = slots[i].child_fd;
-  return cp__spawn_process(&request, &child->pid);
+  r = cp__spawn_process(&request, &child->pid);
+  free(fds);
+  return r;
 }
 
 static void copy_kill_options(cp_child *child,
@@ -267,6 +273,8 @@ static int setup_stdio(cp_child *child, const cp_spawn_options *options,
                        slot *slots) {
   int r = 0;
 
+  for (size_t i = 0; i < child->stdio_count; i++)
+    slots[i] = (slot){.child_fd = CP__FD_CLOSED, .parent_fd = -1};
   for (size_t i = 0; i < child->stdio_count && r == 0; i++)
     r = make_slot(options, i, &slots[i]);
   if (r < 0) {
@@ -293,14 +301,22 @@ static void abandon_process(cp_child *child) {
 /* Creates the pipes and starts the process. Fails only when out of memory;
  * a process that does not start leaves child->spawn_error set. */
 static int spawn_child(cp_child *child, const cp_spawn_options *options) {
-  slot slots[child->stdio_count];
-  int r = setup_stdio(child, options, slots);
+  /* On the heap: stdio_count is the caller's and may be large. */
+  slot *slots = malloc(child->stdio_count * sizeof(*slots));
+  int r;
 
-  if (r < 0 || child->spawn_error != 0)
+  if (slots == NULL)
+    return -ENOMEM;
+
+  r = setup_stdio(child, options, slots);
+  if (r < 0 || child->spawn_error != 0) {
+    free(slots);
     return r;
+  }
 
   child->spawn_error = start_process(child, options, slots);
   close_slots(slots, child->stdio_count, false);
+  free(slots);
   if (child->spawn_error != 0)
     return 0;
 
@@ -335,8 +351,9 @@ int cp_spawn(uv_loop_t *loop, const char *file, const char *const *args,
     return -ENOMEM;
   copy_kill_options(child, options);
 
-  child->stdio_count = stdio_count(options);
-  child->stdio = calloc(child->stdio_count, sizeof(*child->stdio));
+  child->stdio = calloc(stdio_count(options), sizeof(*child->stdio));
+  if (child->stdio != NULL)
+    child->stdio_count = stdio_count(options);
   r = child->stdio == NULL ? -ENOMEM : build_command(child, file, args, options);
   if (r == 0)
     r = spawn_child(child, options);

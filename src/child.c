@@ -234,7 +234,9 @@ static void try_reap(cp_child *child) {
     cp__child_hold(child);
     cp__child_emit(child, &(cp_event){.type = CP_EVENT_ERROR,
                                       .error = r,
-                                      .syscall = "waitid"});
+                                      .syscall = child->pidfd >= 0
+                                                     ? "waitid"
+                                                     : "wait4"});
     handle_exit(child, -1, 0);
     cp__child_unhold(child);
     return;
@@ -295,8 +297,10 @@ int cp__child_start_watch(cp_child *child) {
     return uv_poll_start(&child->exit_poll, UV_READABLE, exit_poll_cb);
   }
 
+  r = uv_signal_init(child->loop, &child->sigchld);
+  if (r < 0)
+    return r;
   child->use_sigchld = true;
-  uv_signal_init(child->loop, &child->sigchld);
   child->sigchld.data = child;
   child->handles_open++;
   return uv_signal_start(&child->sigchld, sigchld_cb, SIGCHLD);

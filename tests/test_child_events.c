@@ -256,6 +256,73 @@ static void check_spawn_error(const char *file, const cp_spawn_options *options,
   assert_no_child_left();
 }
 
+/* Marks the open descriptors below FD_SET_SIZE. */
+enum { FD_SET_SIZE = 1024 };
+
+static void list_open_fds(bool open_fds[FD_SET_SIZE]) {
+  memset(open_fds, 0, FD_SET_SIZE * sizeof(bool));
+  for (int fd = 0; fd < FD_SET_SIZE; fd++)
+    open_fds[fd] = fcntl(fd, F_GETFD) >= 0;
+}
+
+/* The soft descriptor limit that leaves exactly `free_count` numbers free. */
+static rlim_t limit_leaving_free(const bool open_fds[FD_SET_SIZE],
+                                 int free_count) {
+  int fd = 0;
+
+  for (; fd < FD_SET_SIZE && free_count > 0; fd++) {
+    if (!open_fds[fd])
+      free_count--;
+  }
+  while (fd < FD_SET_SIZE && open_fds[fd])
+    fd++;
+  return (rlim_t)fd;
+}
+
+/* Room for stdin's pipe but not stdout's: the spawn fails with EMFILE, as
+ * an asynchronous error, and no descriptor of the parent is touched. */
+static void spawn_emfile_in_pipe_setup_keeps_parent_fds(void **state) {
+  bool before[FD_SET_SIZE];
+  bool with_loop[FD_SET_SIZE];
+  bool after[FD_SET_SIZE];
+  struct rlimit saved;
+  cp_test_record record;
+  cp_child *child;
+  uv_loop_t loop;
+
+  (void)state;
+  /* The first loop of a process opens libuv's signal pipe for good. */
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  list_open_fds(before);
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  list_open_fds(with_loop);
+
+  struct rlimit low = {.rlim_cur = limit_leaving_free(with_loop, 2),
+                       .rlim_max = saved.rlim_max};
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  child = cp_test_spawn(&loop, "/bin/true", NULL, NULL, &record);
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+  assert_string_equal(record.events, "EC");
+  assert_int_equal(record.error, -EMFILE);
+  assert_int_equal(record.close_exit_code, -EMFILE);
+
+  cp_child_release(child);
+  cp_test_record_free(&record);
+  cp_test_loop_finish(&loop);
+  list_open_fds(after);
+  for (int fd = 0; fd < FD_SET_SIZE; fd++) {
+    if (after[fd] != before[fd])
+      fprintf(stderr, "descriptor %d: open before %d, after %d\n", fd,
+              before[fd], after[fd]);
+    assert_int_equal(after[fd], before[fd]);
+  }
+  assert_no_child_left();
+}
+
 static void spawn_missing_program_emits_enoent(void **state) {
   (void)state;
   check_spawn_error("cp-no-such-program", NULL, -ENOENT);
@@ -731,6 +798,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(spawn_close_waits_for_paused_output),
       cmocka_unit_test(spawn_close_follows_unread_output),
       cmocka_unit_test(spawn_missing_program_emits_enoent),
+      cmocka_unit_test(spawn_emfile_in_pipe_setup_keeps_parent_fds),
       cmocka_unit_test(spawn_missing_absolute_path_emits_enoent),
       cmocka_unit_test(spawn_unexecutable_file_emits_eacces),
       cmocka_unit_test(spawn_missing_cwd_emits_enoent),
