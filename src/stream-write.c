@@ -370,6 +370,11 @@ static void maybe_finish(cp_stream *stream) {
     cp__stream_maybe_close(stream);
 }
 
+static bool drain_due(const cp_stream *stream) {
+  return stream->need_drain && stream->writable_length == 0 &&
+         !stream->ending;
+}
+
 /* The deferred half of writing, run from the loop: the callbacks due, then
  * a write error's event and destroy, or DRAIN and FINISH. */
 void cp__stream_after_write(cp_stream *stream) {
@@ -391,7 +396,7 @@ void cp__stream_after_write(cp_stream *stream) {
   }
 
   /* As Node's afterWrite(), no DRAIN once end() was called. */
-  if (stream->need_drain && stream->writable_length == 0 && !stream->ending) {
+  if (drain_due(stream)) {
     stream->need_drain = false;
     cp__stream_emit(stream, &(cp_event){.type = CP_EVENT_DRAIN});
     if (stream->destroyed)
@@ -399,7 +404,9 @@ void cp__stream_after_write(cp_stream *stream) {
   }
 
   maybe_finish(stream);
-  if (!stream->destroyed && stream->done.head == NULL)
+  /* A DRAIN listener may have written a chunk the pipe took at once: its
+   * DRAIN is owed on the next run even with no callback pending. */
+  if (!stream->destroyed && stream->done.head == NULL && !drain_due(stream))
     uv_idle_stop(&stream->idle);
 }
 

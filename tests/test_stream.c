@@ -1088,6 +1088,59 @@ static void pipe_destination_close_destroys_source(void **state) {
   finish_loop(&loop, children, 2);
 }
 
+/* Writes chunks of the high-water mark's size, each after the DRAIN of the
+ * one before, as Node's backpressure loop does. */
+typedef struct drain_feeder {
+  size_t writes;
+  size_t drains;
+  char chunk[20000];
+} drain_feeder;
+
+static void feed_until_false(cp_stream *stream, drain_feeder *feeder) {
+  while (feeder->writes < 5) {
+    feeder->writes++;
+    if (cp_stream_write(stream, feeder->chunk, sizeof(feeder->chunk), NULL,
+                        NULL) == 0)
+      return;
+  }
+  assert_int_equal(cp_stream_end(stream), 0);
+}
+
+static void feed_on_drain(cp_stream *stream, const cp_event *event,
+                          void *data) {
+  drain_feeder *feeder = data;
+
+  (void)event;
+  feeder->drains++;
+  feed_until_false(stream, feeder);
+}
+
+/* A write from a DRAIN listener that the pipe takes whole still owes a
+ * DRAIN: without it this loop stops after the first one. */
+static void stdin_write_in_drain_listener_drains_again(void **state) {
+  static const char *const args[] = {"-c", "exec cat >/dev/null", NULL};
+  uv_loop_t loop;
+  drain_feeder feeder = {0};
+  stream_log stdin_log = {0};
+  cp_child *child;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  child = spawn_file(&loop, "sh", args);
+  cp_stream *in = cp_child_stdin(child);
+  watch_end_of_writes(in, &stdin_log);
+  assert_int_equal(cp_stream_on(in, CP_EVENT_DRAIN, feed_on_drain, &feeder),
+                   0);
+
+  feed_until_false(in, &feeder);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_int_equal(feeder.writes, 5);
+  assert_int_equal(feeder.drains, 5);
+  assert_string_equal(stdin_log.order, "FC");
+  finish_loop(&loop, &child, 1);
+}
+
 static void api_rejects_wrong_direction(void **state) {
   uv_loop_t loop;
   cp_child *children[2];
@@ -1163,6 +1216,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(duplex_slot_echoes_both_ways),
       cmocka_unit_test(pipe_between_children_bounds_memory),
       cmocka_unit_test(pipe_destination_close_destroys_source),
+      cmocka_unit_test(stdin_write_in_drain_listener_drains_again),
       cmocka_unit_test(api_rejects_wrong_direction),
   };
 
