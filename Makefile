@@ -5,7 +5,7 @@
 #   make demo       build, then run the examples
 #   make test       build and run every test: gcc in build/, gcc with
 #                   ASan+UBSan in build-asan/, plus a warning-free clang
-#                   build in build-clang/
+#                   build in build-clang/ that runs the fuzz tests
 #   make valgrind   run every test case of build/ under valgrind
 #   make install    install into $(PREFIX) (default /usr/local; DESTDIR works)
 #   make clean      remove the build directories
@@ -70,12 +70,14 @@ demo: build
 
 test: deps test-clang test-gcc test-asan
 
-# Builds everything with clang and -Werror only to prove it compiles
-# without warnings; the tests run in the gcc builds.
+# Builds everything with clang and -Werror to prove it compiles without
+# warnings, and runs the fuzz tests (label fuzz), which need clang's
+# libFuzzer; the other tests run in the gcc builds.
 test-clang:
 	$(CMAKE) -S . -B $(CLANG_DIR) -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCP_WERROR=ON
 	$(CMAKE_BUILD) $(CLANG_DIR) --parallel $(JOBS)
+	cd $(CLANG_DIR) && $(CTEST) $(CTEST_FLAGS) -L fuzz
 
 test-gcc:
 	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

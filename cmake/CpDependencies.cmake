@@ -23,3 +23,8 @@ function(cp_require_pkg_module prefix module debian_package)
   endif()
   message(STATUS "Found ${module} ${${prefix}_VERSION}")
 endfunction()
+
+# Both are used by the public header (childproc.h includes uv.h and
+# cjson/cJSON.h), so programs that use childproc link them too.
+cp_require_pkg_module(LIBUV libuv libuv1-dev)
+cp_require_pkg_module(LIBCJSON libcjson libcjson-dev)

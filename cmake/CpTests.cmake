@@ -31,7 +31,8 @@ target_compile_options(cp_test_settings INTERFACE
   "-iquote${cp_tests_dir}")
 target_compile_definitions(cp_test_settings INTERFACE
   "CP_TEST_HELPER_DIR=\"${cp_helper_dir}\""
-  "CP_TEST_SOURCE_DIR=\"${cp_tests_dir}\"")
+  "CP_TEST_SOURCE_DIR=\"${cp_tests_dir}\""
+  "CP_TEST_EXAMPLES_DIR=\"${CMAKE_BINARY_DIR}/examples\"")
 target_link_libraries(cp_test_settings INTERFACE
   childproc_static
   cp_compile_settings)

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <cjson/cJSON.h>
 #include <uv.h>
 
 #ifdef __cplusplus
@@ -61,7 +62,23 @@ extern "C" {
   XX(STREAM_DESTROYED, "cannot call write after a stream was destroyed")     \
   XX(STREAM_ALREADY_FINISHED, "end was called after the stream finished")    \
   XX(STREAM_NOT_READABLE, "the stream is not readable")                      \
-  XX(STREAM_NOT_WRITABLE, "the stream is not writable")
+  XX(STREAM_NOT_WRITABLE, "the stream is not writable")                     \
+  XX(MISSING_ARGS, "the message argument must be specified")                 \
+  XX(IPC_CHANNEL_CLOSED, "channel closed")                                   \
+  XX(IPC_DISCONNECTED, "IPC channel is already disconnected")                \
+  XX(IPC_ONE_PIPE, "child process can have only one IPC pipe")               \
+  XX(IPC_SYNC_FORK, "IPC cannot be used with synchronous forks")             \
+  XX(CHILD_PROCESS_IPC_REQUIRED,                                             \
+     "forked processes must have an IPC channel, missing 'ipc' in stdio")    \
+  XX(IPC_INVALID_JSON, "a message from the peer is not valid JSON")          \
+  XX(IPC_INVALID_UTF8, "a message from the peer is not valid UTF-8")        \
+  XX(IPC_MESSAGE_TOO_LARGE, "a message is larger than the maximum size")    \
+  XX(IPC_UNSUPPORTED_VALUE,                                                  \
+     "a message holds a string with U+0000, which C strings cannot hold")    \
+  XX(IPC_UNSUPPORTED_SERIALIZATION,                                          \
+     "only the json serialization is supported")                            \
+  XX(CHILD_PROCESS_STDIO_MAXBUFFER, "stdout or stderr passed maxBuffer")     \
+  XX(COMMAND_FAILED, "the command exited with an error status or a signal")
 
 typedef enum cp_errno {
   CP_ERR_BASE_ = -5000,
@@ -106,8 +123,10 @@ const char *cp_signal_name(int signum);
 
 typedef struct cp_child cp_child;
 typedef struct cp_stream cp_stream;
+typedef struct cp_channel cp_channel;
 
-/* Events of a child (C) and of a stream (S), named as in Node. */
+/* Events of a child (C), a stream (S) and the channel to a parent (P),
+ * named as in Node. */
 typedef enum cp_event_type {
   CP_EVENT_SPAWN = 1, /* C: the process started */
   CP_EVENT_EXIT,      /* C: the process ended: exit_code, signal, rusage */
@@ -116,7 +135,10 @@ typedef enum cp_event_type {
   CP_EVENT_DATA,      /* S: data, len */
   CP_EVENT_END,       /* S: the readable side reached end of file */
   CP_EVENT_DRAIN,     /* S: the write buffer fell below the high-water mark */
-  CP_EVENT_FINISH     /* S: end() was called and every write was flushed */
+  CP_EVENT_FINISH,    /* S: end() was called and every write was flushed */
+  CP_EVENT_MESSAGE,   /* C, P: a message from the other side: message */
+  CP_EVENT_INTERNAL_MESSAGE, /* C, P: a message whose cmd starts "NODE_" */
+  CP_EVENT_DISCONNECT /* C, P: the IPC channel closed; emitted once */
 } cp_event_type;
 
 /* Resource usage of an exited child, as from wait4(2). */
@@ -153,7 +175,23 @@ typedef struct cp_event {
    * set (then NUL-terminated, and len excludes the NUL). */
   const char *data;
   size_t len;
+
+  /* CP_EVENT_MESSAGE and CP_EVENT_INTERNAL_MESSAGE: the parsed value,
+   * freed after the listeners return unless one of them takes it with
+   * cp_event_take_message(). */
+  cJSON *message;
+
+  void *internal_; /* the library's; do not touch */
 } cp_event;
+
+/*
+ * Takes ownership of a message event's value: the library will not free
+ * it, and the caller frees it with cJSON_Delete(), but not from inside the
+ * listener, since later listeners of the same event still receive it. Only
+ * the first call for an event returns the value; later calls, and calls for
+ * other event types, return NULL.
+ */
+cJSON *cp_event_take_message(const cp_event *event);
 
 typedef void (*cp_child_listener)(cp_child *child, const cp_event *event,
                                   void *data);
@@ -181,8 +219,15 @@ typedef enum cp_stdio_kind {
                        0-2 are pipes, 3 on are duplex socket pairs */
   CP_STDIO_INHERIT, /* the parent's own descriptor i */
   CP_STDIO_IGNORE,  /* /dev/null for 0-2; closed for 3 on */
-  CP_STDIO_FD       /* the descriptor in .fd, duplicated into the child */
+  CP_STDIO_FD,      /* the descriptor in .fd, duplicated into the child */
+  CP_STDIO_IPC      /* the IPC channel, at most one: Node's 'ipc' */
 } cp_stdio_kind;
+
+/* How messages are encoded on the IPC channel. */
+typedef enum cp_serialization {
+  CP_SERIALIZATION_JSON = 0, /* Node's 'json', the default */
+  CP_SERIALIZATION_ADVANCED  /* Node's 'advanced': not supported yet */
+} cp_serialization;
 
 typedef struct cp_stdio {
   cp_stdio_kind kind;
@@ -236,6 +281,15 @@ typedef struct cp_spawn_options {
   /* Beyond Node: the timeout's signals go to the child's whole process
    * group. Needs detached. */
   bool kill_group;
+
+  /* With a CP_STDIO_IPC entry: the encoding, written to the child's
+   * NODE_CHANNEL_SERIALIZATION_MODE; CP_SERIALIZATION_ADVANCED makes
+   * cp_spawn() fail with CP_ERR_IPC_UNSUPPORTED_SERIALIZATION. */
+  cp_serialization serialization;
+
+  /* Beyond Node: the largest message accepted from the child, in bytes,
+   * newline excluded; 0: 128 MiB. A longer one is skipped and reported. */
+  size_t max_message_size;
 } cp_spawn_options;
 
 /*
@@ -400,6 +454,151 @@ void cp_child_ref(cp_child *child);
 void cp_child_unref(cp_child *child);
 
 /* ------------------------------------------------------------------------
+ * IPC: fork, send, disconnect
+ *
+ * The channel speaks Node's 'json' serialization byte for byte: one
+ * JSON.stringify() text per message, UTF-8, ended by a newline, over a
+ * socket pair whose child end is named by NODE_CHANNEL_FD. A Node.js child
+ * sees process.send() and process.on('message'); a childproc child uses
+ * cp_parent_channel_open().
+ * ------------------------------------------------------------------------ */
+
+typedef struct cp_fork_options {
+  /* Every spawn option. stdio NULL means [0, 1, 2, 'ipc'] (inherited), or
+   * with silent [pipe, pipe, pipe, 'ipc']; a given stdio array must hold a
+   * CP_STDIO_IPC entry, else cp_fork() fails with
+   * CP_ERR_CHILD_PROCESS_IPC_REQUIRED. spawn.shell must be NULL. */
+  cp_spawn_options spawn;
+
+  /* Node's execPath and execArgv: when exec_path is set, the child runs
+   * exec_path with exec_argv, program and args (exec_path "node" runs a
+   * Node.js script named by program). NULL: program is run itself. Copied. */
+  const char *exec_path;
+  const char *const *exec_argv;
+
+  /* Node's silent: pipes instead of the parent's stdin, stdout, stderr. */
+  bool silent;
+} cp_fork_options;
+
+/*
+ * Starts program with an IPC channel, as Node's fork(). Everything
+ * cp_spawn() says holds here too. Returns 0, the errors of cp_spawn(), or
+ * CP_ERR_CHILD_PROCESS_IPC_REQUIRED. NODE_CHANNEL_FD and
+ * NODE_CHANNEL_SERIALIZATION_MODE are set in the child's environment,
+ * replacing any copy the given env has.
+ */
+int cp_fork(uv_loop_t *loop, const char *program, const char *const *args,
+            const cp_fork_options *options, cp_child **child_out);
+
+/* Node's sendHandle options; keep_open is Node's keepOpen. Reserved: no
+ * handle can be sent yet. */
+typedef struct cp_send_options {
+  bool keep_open;
+} cp_send_options;
+
+/*
+ * Called once per send when the message was written to the socket (status
+ * 0), or could not be (a negative code: CP_ERR_IPC_CHANNEL_CLOSED when the
+ * channel was closed before the write, EPIPE, ECONNRESET). Unlike Node, a
+ * message dropped by a disconnect gets an error, not 0.
+ */
+typedef void (*cp_send_cb)(cp_child *child, int status, void *data);
+
+/*
+ * Node's send(message, handle, options, callback). message is serialized at
+ * once and stays the caller's. handle must be NULL (handle passing is not
+ * available yet); options may be NULL; cb may be NULL.
+ *
+ * Returns 1, or 0 once more than 128 KiB of messages wait to be written, as
+ * Node's send() returns false: nothing is dropped, but the caller should
+ * wait for callbacks before sending more. When the channel is not connected
+ * (after a disconnect, or for a child without one), the error
+ * CP_ERR_IPC_CHANNEL_CLOSED goes to cb, or to an error event when cb is NULL,
+ * and the call returns 0. Negative returns, for which nothing happens:
+ * CP_ERR_MISSING_ARGS for a NULL message, CP_ERR_INVALID_ARG_VALUE for a
+ * value with invalid UTF-8 or a cJSON_Invalid item, -ENOTSUP for a handle,
+ * -ENOMEM.
+ */
+int cp_child_send(cp_child *child, const cJSON *message, const void *handle,
+                  const cp_send_options *options, cp_send_cb cb, void *data);
+
+/*
+ * The same for JSON text the caller already serialized, len bytes. The text
+ * is checked (valid UTF-8 and JSON, no raw newline byte) and sent as it is,
+ * so the peer receives exactly these bytes; CP_ERR_INVALID_ARG_VALUE when
+ * the check fails.
+ */
+int cp_child_send_json(cp_child *child, const char *json, size_t len,
+                       cp_send_cb cb, void *data);
+
+/*
+ * Node's disconnect(): no more messages either way. Messages already queued
+ * are written first, then the channel closes, and CP_EVENT_DISCONNECT
+ * follows. When not connected, emits an error event with
+ * CP_ERR_IPC_DISCONNECTED at once, as Node does, and returns that code.
+ */
+int cp_child_disconnect(cp_child *child);
+
+/* Node's connected: the child has an IPC channel that is not disconnected. */
+bool cp_child_connected(const cp_child *child);
+
+/* ------------------------------------------------------------------------
+ * The channel to the parent, in a child started with an IPC channel
+ * ------------------------------------------------------------------------ */
+
+typedef void (*cp_channel_listener)(cp_channel *channel, const cp_event *event,
+                                    void *data);
+
+/*
+ * Opens the channel that a parent started with fork() or an 'ipc' stdio
+ * entry (Node.js or childproc) gave this process: the descriptor named by
+ * NODE_CHANNEL_FD. Like Node, it removes NODE_CHANNEL_FD and
+ * NODE_CHANNEL_SERIALIZATION_MODE from the environment, so this process's
+ * own children do not inherit them. Returns 0 and the channel, which the
+ * library owns until cp_channel_release(); -ENOENT when this process has no
+ * channel (or it was opened already); -EBADF when the descriptor is not an
+ * open socket; CP_ERR_IPC_UNSUPPORTED_SERIALIZATION for 'advanced'.
+ *
+ * As in Node, the channel keeps the loop alive only while it has a MESSAGE,
+ * INTERNAL_MESSAGE or DISCONNECT listener, until cp_channel_ref() or
+ * cp_channel_unref() is called, after which that call decides.
+ */
+int cp_parent_channel_open(uv_loop_t *loop, cp_channel **channel_out);
+
+/* Events MESSAGE, INTERNAL_MESSAGE, DISCONNECT, ERROR and CLOSE, with the
+ * rules of cp_child_on(). */
+int cp_channel_on(cp_channel *channel, cp_event_type type,
+                  cp_channel_listener fn, void *data);
+int cp_channel_once(cp_channel *channel, cp_event_type type,
+                    cp_channel_listener fn, void *data);
+int cp_channel_off(cp_channel *channel, cp_event_type type,
+                   cp_channel_listener fn, void *data);
+
+typedef void (*cp_channel_send_cb)(cp_channel *channel, int status,
+                                   void *data);
+
+/* process.send(), process.disconnect(), process.connected: as the
+ * cp_child_* functions of the same names, except that once the channel has
+ * emitted CLOSE, send and disconnect only return CP_ERR_IPC_CHANNEL_CLOSED
+ * and CP_ERR_IPC_DISCONNECTED, with no callback and no event. */
+int cp_channel_send(cp_channel *channel, const cJSON *message,
+                    const void *handle, const cp_send_options *options,
+                    cp_channel_send_cb cb, void *data);
+int cp_channel_send_json(cp_channel *channel, const char *json, size_t len,
+                         cp_channel_send_cb cb, void *data);
+int cp_channel_disconnect(cp_channel *channel);
+bool cp_channel_connected(const cp_channel *channel);
+void cp_channel_ref(cp_channel *channel);
+void cp_channel_unref(cp_channel *channel);
+
+/*
+ * Releases the caller's interest. An open channel stays open and keeps
+ * delivering events to its listeners until it closes; the library frees it
+ * after CP_EVENT_CLOSE. Safe from inside a listener. Call it once.
+ */
+void cp_channel_release(cp_channel *channel);
+
+/* ------------------------------------------------------------------------
  * Streams: the parent's ends of the child's pipes
  * ------------------------------------------------------------------------ */
 
@@ -529,6 +728,277 @@ void cp_stream_destroy(cp_stream *stream);
 /* ref/unref for this stream alone; see cp_child_unref(). */
 void cp_stream_ref(cp_stream *stream);
 void cp_stream_unref(cp_stream *stream);
+
+/* ------------------------------------------------------------------------
+ * exec, execFile and the Sync functions
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Output captured from a child: the bytes it wrote, or the text they decode
+ * to when an encoding is set. data is allocated with malloc() and always
+ * NUL-terminated, with len excluding the NUL, so text can be used as a C
+ * string. Raw bytes may contain NULs of their own.
+ */
+typedef struct cp_buffer {
+  char *data;
+  size_t len;
+} cp_buffer;
+
+/* Node's default maxBuffer, 1 MiB. */
+#define CP_MAX_BUFFER_DEFAULT ((size_t)1024 * 1024)
+
+/* A max_buffer without a limit, Node's `maxBuffer: Infinity`. */
+#define CP_MAX_BUFFER_UNLIMITED SIZE_MAX
+
+typedef struct cp_exec_options {
+  /*
+   * The options of cp_spawn(): cwd, env, argv0, detached, uid and gid,
+   * shell, timeout, kill_signal, kill_grace and kill_group. Differences:
+   * - stdio must be NULL: stdin, stdout and stderr are always pipes;
+   * - shell NULL means CP_SHELL_DEFAULT for cp_exec() and no shell for
+   *   cp_exec_file();
+   * - when the timeout passes or an output passes max_buffer, stdout and
+   *   stderr are closed and the child gets kill_signal (0: SIGTERM). With
+   *   kill_group the signal goes to its process group. A kill_grace other
+   *   than 0 sends SIGKILL that many milliseconds later.
+   */
+  cp_spawn_options spawn;
+
+  /* The encoding of stdout and stderr. NULL: "utf8", Node's default.
+   * "buffer": the raw bytes. Also "latin1", "hex" and "base64". */
+  const char *encoding;
+
+  /* The maximum number of bytes each of stdout and stderr may write. 0
+   * means CP_MAX_BUFFER_DEFAULT, and CP_MAX_BUFFER_UNLIMITED no limit. */
+  size_t max_buffer;
+} cp_exec_options;
+
+/* What a cp_exec_error reports. */
+typedef enum cp_exec_error_kind {
+  CP_EXEC_ERROR_EXIT = 1,   /* the child exited with a non-zero status */
+  CP_EXEC_ERROR_SIGNAL,     /* a signal ended the child */
+  CP_EXEC_ERROR_SYSTEM,     /* spawn failed (ENOENT ...), or a kill the
+                               kernel rejected, a failed read, -ENOMEM */
+  CP_EXEC_ERROR_MAX_BUFFER  /* stdout or stderr passed max_buffer */
+} cp_exec_error_kind;
+
+/* Node's exec error object. Every pointer is borrowed for the callback. */
+typedef struct cp_exec_error {
+  cp_exec_error_kind kind;
+
+  /* Node's code: the exit status (EXIT), -1 for Node's null (SIGNAL), the
+   * negative error code (SYSTEM, e.g. -ENOENT), or
+   * CP_ERR_CHILD_PROCESS_STDIO_MAXBUFFER (MAX_BUFFER). */
+  int code;
+
+  /* The signal that ended the child, or 0. Node leaves it unset for
+   * SYSTEM and MAX_BUFFER errors; here it is always filled in. */
+  int signal;
+
+  /* Node's killed: the library signalled the child (timeout, max_buffer or
+   * cp_child_kill()). */
+  bool killed;
+
+  /* Beyond Node: the timeout passed. */
+  bool timed_out;
+
+  /* Node's cmd: the command for cp_exec(); the file and the arguments
+   * joined by spaces for cp_exec_file(). */
+  const char *cmd;
+
+  /* Node's message: "Command failed: CMD\nSTDERR" (EXIT, SIGNAL),
+   * "spawn FILE ENOENT" (SYSTEM), "stdout maxBuffer length exceeded". */
+  const char *message;
+
+  /* SYSTEM only, else NULL: Node's syscall ("spawn /bin/sh"), path and
+   * spawnargs (the arguments after argv[0], NULL-terminated). */
+  const char *syscall;
+  const char *path;
+  const char *const *spawnargs;
+
+  /* The output so far, the same buffers the callback receives. */
+  cp_buffer *stdout_buf;
+  cp_buffer *stderr_buf;
+} cp_exec_error;
+
+/*
+ * Called once, when the child has ended and its output is complete, with
+ * error NULL when the child exited with status 0 and nothing went wrong.
+ * Everything passed is borrowed and freed after the callback returns, with
+ * one exception: the callback may take a buffer's data by setting the
+ * buffer's data to NULL, and must then free() it itself. A buffer's data
+ * is NULL only when memory ran out, and error then reports -ENOMEM.
+ */
+typedef void (*cp_exec_cb)(const cp_exec_error *error, cp_buffer *stdout_buf,
+                           cp_buffer *stderr_buf, void *data);
+
+/*
+ * Node's exec(command, options, callback): runs command through the shell
+ * ("/bin/sh -c command" by default) and collects its stdout and stderr.
+ *
+ * loop: kept until the callback has run; the memory of the call is freed
+ * on the loop's next iteration. command: copied. options: NULL for all
+ * defaults; copied. cb: may be NULL to ignore the outcome; data is passed
+ * to it unchanged.
+ *
+ * child_out: NULL, or receives the child, which the caller then owns as
+ * with cp_spawn() and releases with cp_child_release(). Through it the
+ * caller can write to stdin, signal the child or add listeners. As in
+ * Node, stdin then stays open until the caller ends it. Without child_out
+ * nobody can write to stdin, so it is ended at once, and a command that
+ * reads it gets end of file rather than waiting forever. Do not set an
+ * encoding on the child's stdout or stderr: use options->encoding.
+ *
+ * max_buffer counts the bytes the child wrote to each stream, before
+ * decoding, as Node v20 does. A stream that passes it keeps exactly its
+ * first max_buffer bytes, and a UTF-8 character cut there is dropped.
+ * Node cuts decoded text by UTF-16 units instead, and may return more.
+ *
+ * Returns 0; CP_ERR_INVALID_ARG_VALUE for a NULL loop, a NULL or empty
+ * command, a stdio array, or anything cp_spawn() rejects;
+ * CP_ERR_UNKNOWN_ENCODING (Node silently returns bytes instead); or
+ * -ENOMEM. Then nothing was started and cb is never called. A command that
+ * cannot start reaches cb as a SYSTEM error, as Node reports it.
+ */
+int cp_exec(uv_loop_t *loop, const char *command,
+            const cp_exec_options *options, cp_exec_cb cb, void *data,
+            cp_child **child_out);
+
+/*
+ * Node's execFile(file, args, options, callback): runs file with args
+ * (NULL-terminated, NULL for none; copied) without a shell unless
+ * options->spawn.shell is set, otherwise as cp_exec(). Unlike Node's
+ * execFile, argv0 and detached are passed on to the child.
+ */
+int cp_exec_file(uv_loop_t *loop, const char *file, const char *const *args,
+                 const cp_exec_options *options, cp_exec_cb cb, void *data,
+                 cp_child **child_out);
+
+typedef struct cp_spawn_sync_options {
+  /* Every option of cp_spawn(), stdio included. The timeout closes every
+   * pipe and sends kill_signal (to the group with kill_group, then SIGKILL
+   * after kill_grace when set), and the result's error is -ETIMEDOUT. */
+  cp_spawn_options spawn;
+
+  /* Node's input: written to the child's stdin, which is then closed.
+   * stdin must be a pipe when input_len > 0. Borrowed for the call. */
+  const void *input;
+  size_t input_len;
+
+  /* NULL or "buffer": output is raw bytes, Node's default here. Also
+   * "utf8", "latin1", "hex" and "base64". */
+  const char *encoding;
+
+  /* The maximum number of bytes all output pipes together may write, as
+   * Node's spawnSync counts stdout and stderr together. Past it the child
+   * is killed with kill_signal, every pipe is closed, and the result's
+   * error is -ENOBUFS. The output keeps exactly the first max_buffer
+   * bytes, where Node may keep up to one 64 KiB read more. 0 means
+   * CP_MAX_BUFFER_DEFAULT (Node's 0 means no limit), and
+   * CP_MAX_BUFFER_UNLIMITED no limit. */
+  size_t max_buffer;
+} cp_spawn_sync_options;
+
+/* Node's spawnSync() result, and the fields of execSync()'s error. */
+typedef struct cp_spawn_sync_result {
+  pid_t pid; /* 0 when the process did not start */
+
+  /* One entry per stdio slot (at least 3), with data NULL where the slot
+   * is not an output pipe: always for stdin. output is NULL and
+   * output_count 0 when the process did not start, as Node's null. */
+  cp_buffer *output;
+  size_t output_count;
+
+  /* &output[1] and &output[2], or NULL where that slot is not a pipe. */
+  cp_buffer *stdout_buf;
+  cp_buffer *stderr_buf;
+
+  /* The exit status 0-255, or -1 (Node's null) when a signal ended the
+   * child or it did not start. */
+  int status;
+
+  /* The signal that ended the child, or 0. */
+  int signal;
+
+  /* Beyond Node: the child's resource usage; zero when it did not start. */
+  cp_rusage rusage;
+
+  /*
+   * Node's error: 0, or the first failure among: the failure to start
+   * (-ENOENT ...), -ETIMEDOUT, -ENOBUFS for max_buffer, and a kill the
+   * kernel rejected. Only when none of these happened, an error on a pipe,
+   * such as -EPIPE when the child exits without reading all of input.
+   */
+  int error;
+
+  /* Set together with error, else NULL: Node's syscall "spawnSync FILE",
+   * path FILE, and spawnargs, the arguments after argv[0]
+   * (NULL-terminated). FILE is the shell when shell was set. */
+  char *syscall;
+  char *path;
+  char **spawnargs;
+
+  /* Node's message: "spawnSync FILE ETIMEDOUT" when error is set; for a
+   * failed cp_exec_sync() or cp_exec_file_sync(), "Command failed: CMD"
+   * followed by a newline and stderr when stderr is not empty. Else NULL. */
+  char *message;
+} cp_spawn_sync_result;
+
+/*
+ * Node's spawnSync(file, args, options): runs the child to its end and
+ * returns everything it wrote, blocking the calling thread. It needs no
+ * loop: each call runs its own uv_loop_t, so it may be called from any
+ * thread, also from inside a callback of another loop, whose handles do
+ * not run meanwhile. Input is written and every output pipe read at the
+ * same time, so no amount of input or output deadlocks. Pipes past stderr
+ * are read like stdout, and their write side is closed at once.
+ *
+ * file, args: as for cp_spawn(); copied. options: NULL for all defaults;
+ * borrowed for the call. result_out: receives a result that the caller
+ * frees with cp_spawn_sync_result_free(). The caller may take a buffer's
+ * data by setting it to NULL, and must then free() it.
+ *
+ * Returns 0 whenever a result was produced, also when the child failed to
+ * start or was killed: see result->error. Returns CP_ERR_INVALID_ARG_VALUE
+ * (what cp_spawn() rejects, input without a stdin pipe),
+ * CP_ERR_UNKNOWN_ENCODING or -ENOMEM with *result_out NULL; in the first
+ * two cases nothing was started.
+ */
+int cp_spawn_sync(const char *file, const char *const *args,
+                  const cp_spawn_sync_options *options,
+                  cp_spawn_sync_result **result_out);
+
+/*
+ * Node's execSync(command, options): cp_spawn_sync() of command through
+ * the shell (spawn.shell NULL means CP_SHELL_DEFAULT).
+ *
+ * Returns 0 when the command exited with status 0 and result->error is 0.
+ * Otherwise returns what Node throws, with *result_out filled as Node
+ * fills the thrown error: result->error when it is set (message
+ * "spawnSync /bin/sh ETIMEDOUT"), else CP_ERR_COMMAND_FAILED for a
+ * non-zero status or a signal (message "Command failed: ..."; Node's error
+ * has no code here). Invalid arguments and -ENOMEM are returned as by
+ * cp_spawn_sync(), with *result_out NULL.
+ *
+ * As in Node, when options->spawn.stdio is NULL, the child's stderr is
+ * also written to this process's stderr (descriptor 2) once the child has
+ * ended; set stdio to capture it silently.
+ */
+int cp_exec_sync(const char *command, const cp_spawn_sync_options *options,
+                 cp_spawn_sync_result **result_out);
+
+/*
+ * Node's execFileSync(file, args, options): cp_spawn_sync() without a shell
+ * unless spawn.shell is set, with the errors and the stderr copy of
+ * cp_exec_sync(). CMD in "Command failed: CMD" is argv0 (or file) and the
+ * arguments, joined by spaces.
+ */
+int cp_exec_file_sync(const char *file, const char *const *args,
+                      const cp_spawn_sync_options *options,
+                      cp_spawn_sync_result **result_out);
+
+/* Frees a result and every buffer and string in it. NULL is ignored. */
+void cp_spawn_sync_result_free(cp_spawn_sync_result *result);
 
 #ifdef __cplusplus
 }

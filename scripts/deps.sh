@@ -16,6 +16,7 @@ packages=(
   gcc
   clang
   libuv1-dev
+  libcjson-dev
   libcmocka-dev
   valgrind
 )

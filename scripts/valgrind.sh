@@ -29,6 +29,9 @@ valgrind_options=(
   --error-exitcode=99
   --track-fds=no
   --trace-children=no
+  # Under valgrind every spawn takes the fork path; a forked child that
+  # fails to exec would print the parent's heap, other threads' included.
+  --child-silent-after-fork=yes
   --num-callers=40
 )
 

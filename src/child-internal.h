@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "channel.h"
 #include "child.h"
 #include "emitter.h"
 
@@ -39,6 +40,8 @@ struct cp_child {
   bool killed;
 
   cp_stream **stdio; /* owned array; entries NULL where not a pipe */
+  cp__channel *channel; /* owned; NULL without a CP_STDIO_IPC entry */
+  bool channel_closed;  /* the channel's close event has run */
   size_t stdio_count;
   size_t closes_needed; /* streams past stdin (all readable) not closed yet */
 
@@ -68,6 +71,11 @@ void cp__child_free_unstarted(cp_child *child);
 int cp__child_start_watch(cp_child *child);
 void cp__child_schedule_next_tick(cp_child *child);
 void cp__child_emit(cp_child *child, const cp_event *event);
+
+void cp__child_count_close(cp_child *child);
+
+/* child-ipc.c */
+int cp__child_open_channel(cp_child *child, int fd, size_t max_message_size);
 
 /* child-kill.c */
 int cp__child_signal(cp_child *child, int signum, bool group);

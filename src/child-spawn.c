@@ -47,14 +47,22 @@ static int validate(uv_loop_t *loop, const char *file,
     }
   }
 
+  size_t ipc_count = 0;
   for (size_t i = 0; options->stdio != NULL && i < options->stdio_count; i++) {
     const cp_stdio *entry = &options->stdio[i];
 
-    if (entry->kind < CP_STDIO_DEFAULT || entry->kind > CP_STDIO_FD)
+    if (entry->kind < CP_STDIO_DEFAULT || entry->kind > CP_STDIO_IPC)
       return CP_ERR_INVALID_ARG_VALUE;
     if (entry->kind == CP_STDIO_FD && entry->fd < 0)
       return CP_ERR_INVALID_ARG_VALUE;
+    if (entry->kind == CP_STDIO_IPC && ++ipc_count > 1)
+      return CP_ERR_IPC_ONE_PIPE;
   }
+
+  if (options->serialization == CP_SERIALIZATION_ADVANCED)
+    return CP_ERR_IPC_UNSUPPORTED_SERIALIZATION;
+  if (options->serialization != CP_SERIALIZATION_JSON)
+    return CP_ERR_INVALID_ARG_VALUE;
 
   if (options->kill_group && !options->detached)
     return CP_ERR_INVALID_ARG_VALUE;
@@ -139,13 +147,16 @@ typedef struct slot {
   int child_fd;
   int parent_fd;
   bool own_child_fd; /* child_fd is ours to close after the spawn */
+  bool ipc;          /* parent_fd is the channel's end, not a stream's */
 } slot;
 
-static int make_pipe(size_t i, slot *s) {
+static int make_pipe(size_t i, bool ipc, slot *s) {
   int fds[2];
 
-  if (i >= MIN_STDIO) {
-    /* Node's extra pipes are duplex: a socket pair. */
+  s->ipc = ipc;
+  if (i >= MIN_STDIO || ipc) {
+    /* Node's extra pipes and its channel are duplex: a socket pair. The
+     * child's end is blocking in the child, as Node gives it. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
       return -errno;
     s->parent_fd = fds[0];
@@ -165,7 +176,9 @@ static int make_slot(const cp_spawn_options *options, size_t i, slot *s) {
 
   switch (resolve_kind(options, i)) {
   case CP_STDIO_PIPE:
-    return make_pipe(i, s);
+    return make_pipe(i, false, s);
+  case CP_STDIO_IPC:
+    return make_pipe(i, true, s);
   case CP_STDIO_INHERIT:
     s->child_fd = (int)i;
     return 0;
@@ -193,7 +206,8 @@ static void close_slots(slot *slots, size_t count, bool parent_ends) {
 
 /* Makes the parent's streams. Every parent end is taken by its stream or
  * closed, on failure too. */
-static int make_streams(cp_child *child, slot *slots) {
+static int make_streams(cp_child *child, slot *slots,
+                        size_t max_message_size) {
   int result = 0;
 
   for (size_t i = 0; i < child->stdio_count; i++) {
@@ -207,6 +221,11 @@ static int make_streams(cp_child *child, slot *slots) {
 
     if (result < 0) {
       cp__close(fd);
+      continue;
+    }
+
+    if (slots[i].ipc) {
+      result = cp__child_open_channel(child, fd, max_message_size);
       continue;
     }
 
@@ -228,15 +247,66 @@ static int make_streams(cp_child *child, slot *slots) {
   return result;
 }
 
+static bool is_channel_variable(const char *entry) {
+  return strncmp(entry, "NODE_CHANNEL_FD=", 16) == 0 ||
+         strncmp(entry, "NODE_CHANNEL_SERIALIZATION_MODE=", 32) == 0;
+}
+
+/*
+ * The child's environment with NODE_CHANNEL_FD naming the channel's slot,
+ * replacing any copy in base: Node appends without removing, and the child
+ * then reads the caller's stale value. fd_entry receives the variable's
+ * text. The array is the caller's to free; its strings are borrowed.
+ */
+static char **channel_env(char *const *base, size_t channel_index,
+                          char fd_entry[48]) {
+  size_t count = 0;
+  size_t kept = 0;
+  char **env;
+
+  while (base[count] != NULL)
+    count++;
+  env = malloc((count + 3) * sizeof(*env));
+  if (env == NULL)
+    return NULL;
+
+  for (size_t i = 0; i < count; i++) {
+    if (!is_channel_variable(base[i]))
+      env[kept++] = base[i];
+  }
+  snprintf(fd_entry, 48, "NODE_CHANNEL_FD=%zu", channel_index);
+  env[kept++] = fd_entry;
+  env[kept++] = "NODE_CHANNEL_SERIALIZATION_MODE=json";
+  env[kept] = NULL;
+  return env;
+}
+
 static int start_process(cp_child *child, const cp_spawn_options *options,
                          const slot *slots) {
   extern char **environ;
+  char *const *base_env =
+      options->env != NULL ? (char *const *)options->env : environ;
+  char **env = NULL;
+  char fd_entry[48];
   int *fds = malloc(child->stdio_count * sizeof(*fds));
   int r;
+
+  if (fds == NULL)
+    return -ENOMEM;
+  for (size_t i = 0; i < child->stdio_count; i++) {
+    if (slots[i].ipc) {
+      env = channel_env(base_env, i, fd_entry);
+      if (env == NULL) {
+        free(fds);
+        return -ENOMEM;
+      }
+    }
+  }
+
   cp__spawn_request request = {
       .file = child->spawnfile,
       .argv = child->spawnargs,
-      .envp = options->env != NULL ? (char *const *)options->env : environ,
+      .envp = env != NULL ? env : base_env,
       .cwd = options->cwd,
       .fds = fds,
       .fd_count = child->stdio_count,
@@ -247,12 +317,11 @@ static int start_process(cp_child *child, const cp_spawn_options *options,
       .gid = options->gid,
   };
 
-  if (fds == NULL)
-    return -ENOMEM;
   for (size_t i = 0; i < child->stdio_count; i++)
     fds[i] = slots[i].child_fd;
   r = cp__spawn_process(&request, &child->pid);
   free(fds);
+  free(env);
   return r;
 }
 
@@ -283,7 +352,7 @@ static int setup_stdio(cp_child *child, const cp_spawn_options *options,
     return 0;
   }
 
-  r = make_streams(child, slots);
+  r = make_streams(child, slots, options->max_message_size);
   if (r < 0)
     close_slots(slots, child->stdio_count, false);
   return r;

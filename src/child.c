@@ -40,6 +40,9 @@ cp_child *cp__child_new(uv_loop_t *loop) {
 }
 
 static void free_memory(cp_child *child) {
+  if (child->channel != NULL)
+    cp__channel_free(child->channel);
+
   for (size_t i = 0; i < child->stdio_count; i++) {
     if (child->stdio[i] != NULL)
       cp__stream_free(child->stdio[i]);
@@ -85,6 +88,8 @@ void cp__child_unhold(cp_child *child) {
 }
 
 static bool streams_closed(const cp_child *child) {
+  if (child->channel != NULL && !child->channel_closed)
+    return false;
   for (size_t i = 0; i < child->stdio_count; i++) {
     if (child->stdio[i] != NULL && !cp__stream_closed(child->stdio[i]))
       return false;
@@ -155,16 +160,21 @@ static void maybe_close(cp_child *child) {
                                     .signal = child->term_signal});
 }
 
+/* One of the things CLOSE waits for (a stream past stdin, the channel) has
+ * closed. */
+void cp__child_count_close(cp_child *child) {
+  child->closes_needed--;
+  maybe_close(child);
+}
+
 void cp__child_stream_closed(cp_child *child, cp_stream *stream) {
+  cp__child_hold(child);
   for (size_t i = 1; i < child->stdio_count; i++) {
     if (child->stdio[i] == stream) {
-      child->closes_needed--;
+      cp__child_count_close(child);
       break;
     }
   }
-
-  cp__child_hold(child);
-  maybe_close(child);
   cp__child_unhold(child);
 }
 
@@ -207,6 +217,9 @@ static void handle_exit(cp_child *child, int exit_code, int signum) {
   child->term_signal = signum;
 
   emit_spawn(child);
+  /* Every message the child sent before it died comes before EXIT. */
+  if (child->channel != NULL)
+    cp__channel_read_dry(child->channel);
   cp__child_emit(child, &(cp_event){.type = CP_EVENT_EXIT,
                                     .exit_code = exit_code,
                                     .signal = signum,
@@ -306,10 +319,24 @@ int cp__child_start_watch(cp_child *child) {
   return uv_signal_start(&child->sigchld, sigchld_cb, SIGCHLD);
 }
 
+static bool is_child_event(cp_event_type type) {
+  switch (type) {
+  case CP_EVENT_SPAWN:
+  case CP_EVENT_EXIT:
+  case CP_EVENT_CLOSE:
+  case CP_EVENT_ERROR:
+  case CP_EVENT_MESSAGE:
+  case CP_EVENT_INTERNAL_MESSAGE:
+  case CP_EVENT_DISCONNECT:
+    return true;
+  default:
+    return false;
+  }
+}
+
 int cp_child_on(cp_child *child, cp_event_type type, cp_child_listener fn,
                 void *data) {
-  if (child == NULL || fn == NULL || type < CP_EVENT_SPAWN ||
-      type > CP_EVENT_ERROR)
+  if (child == NULL || fn == NULL || !is_child_event(type))
     return CP_ERR_INVALID_ARG_VALUE;
   return cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data,
                          false);
@@ -317,8 +344,7 @@ int cp_child_on(cp_child *child, cp_event_type type, cp_child_listener fn,
 
 int cp_child_once(cp_child *child, cp_event_type type, cp_child_listener fn,
                   void *data) {
-  if (child == NULL || fn == NULL || type < CP_EVENT_SPAWN ||
-      type > CP_EVENT_ERROR)
+  if (child == NULL || fn == NULL || !is_child_event(type))
     return CP_ERR_INVALID_ARG_VALUE;
   return cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data,
                          true);
@@ -388,6 +414,12 @@ static void apply_ref(cp_child *child) {
     set_handle_ref((uv_handle_t *)&child->exit_poll, child->referenced);
   if (child->use_sigchld)
     set_handle_ref((uv_handle_t *)&child->sigchld, child->referenced);
+  if (child->channel != NULL && !child->channel_closed) {
+    if (child->referenced)
+      cp__channel_ref(child->channel);
+    else
+      cp__channel_unref(child->channel);
+  }
 
   for (size_t i = 0; i < child->stdio_count; i++) {
     if (child->stdio[i] == NULL)

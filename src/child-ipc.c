@@ -1,0 +1,197 @@
+/* The parent's side of the IPC channel: send, disconnect and its events. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "channel.h"
+#include "child-internal.h"
+#include "json.h"
+
+/* Tells the listeners of a message event whether one of them took it. */
+typedef struct message_delivery {
+  bool taken;
+} message_delivery;
+
+cJSON *cp_event_take_message(const cp_event *event) {
+  message_delivery *delivery;
+
+  if (event == NULL || event->internal_ == NULL ||
+      (event->type != CP_EVENT_MESSAGE &&
+       event->type != CP_EVENT_INTERNAL_MESSAGE))
+    return NULL;
+
+  delivery = event->internal_;
+  if (delivery->taken)
+    return NULL;
+  delivery->taken = true;
+  return event->message;
+}
+
+static void on_channel_message(cp__channel *channel, cJSON *value,
+                               bool internal, bool *taken, void *data) {
+  cp_child *child = data;
+  message_delivery delivery = {.taken = false};
+
+  (void)channel;
+  cp__child_emit(child, &(cp_event){.type = internal
+                                                ? CP_EVENT_INTERNAL_MESSAGE
+                                                : CP_EVENT_MESSAGE,
+                                    .message = value,
+                                    .internal_ = &delivery});
+  *taken = delivery.taken;
+}
+
+static void on_channel_error(cp__channel *channel, int error,
+                             const char *syscall, void *data) {
+  (void)channel;
+  cp__child_emit(data, &(cp_event){.type = CP_EVENT_ERROR,
+                                   .error = error,
+                                   .syscall = syscall});
+}
+
+static void on_channel_disconnect(cp__channel *channel, void *data) {
+  (void)channel;
+  cp__child_emit(data, &(cp_event){.type = CP_EVENT_DISCONNECT});
+}
+
+/* The channel counts toward CLOSE like a stdio stream, whichever side
+ * disconnected (Node counts it only on the peer's end of file). */
+static void on_channel_close(cp__channel *channel, void *data) {
+  cp_child *child = data;
+
+  (void)channel;
+  child->channel_closed = true;
+  cp__child_hold(child);
+  cp__child_count_close(child);
+  cp__child_unhold(child);
+}
+
+/* Runs the caller's send callback with the child as its first argument. */
+static void on_send_done(cp__channel *channel, cp__listener_fn fn,
+                         void *fn_data, int status, void *data) {
+  (void)channel;
+  ((cp_send_cb)fn)(data, status, fn_data);
+}
+
+static const cp__channel_events channel_events = {
+    .message = on_channel_message,
+    .error = on_channel_error,
+    .disconnect = on_channel_disconnect,
+    .close = on_channel_close,
+    .send_done = on_send_done,
+};
+
+/* Opens the parent's end of the channel. Takes fd. */
+int cp__child_open_channel(cp_child *child, int fd, size_t max_message_size) {
+  int r = cp__channel_open(child->loop, fd, &channel_events, child,
+                           &child->channel);
+
+  if (r < 0)
+    return r;
+  if (max_message_size > 0)
+    cp__channel_set_max_message_size(child->channel, max_message_size);
+  child->closes_needed++;
+  return 0;
+}
+
+bool cp_child_connected(const cp_child *child) {
+  return child->channel != NULL && cp__channel_connected(child->channel);
+}
+
+/* Whether sends go to the channel: a closed one calls no callback. */
+static bool has_open_channel(const cp_child *child) {
+  return child->channel != NULL && !child->channel_closed;
+}
+
+int cp_child_disconnect(cp_child *child) {
+  if (child == NULL)
+    return CP_ERR_INVALID_ARG_VALUE;
+
+  if (has_open_channel(child))
+    return cp__channel_disconnect(child->channel);
+
+  /* As Node, an error event; but none after the child's CLOSE. */
+  if (!child->close_emitted)
+    cp__child_emit(child, &(cp_event){.type = CP_EVENT_ERROR,
+                                      .error = CP_ERR_IPC_DISCONNECTED});
+  return CP_ERR_IPC_DISCONNECTED;
+}
+
+/* A send to a child that never had a channel: its callback, or an error
+ * event, comes from the loop, as Node's nextTick. */
+typedef struct failed_send {
+  uv_timer_t timer;
+  cp_child *child;
+  cp_send_cb cb;
+  void *data;
+} failed_send;
+
+static void failed_send_closed(uv_handle_t *handle) {
+  failed_send *send = handle->data;
+  cp_child *child = send->child;
+
+  free(send);
+  cp__child_unhold(child);
+}
+
+static void failed_send_cb(uv_timer_t *timer) {
+  failed_send *send = timer->data;
+
+  if (send->cb != NULL)
+    send->cb(send->child, CP_ERR_IPC_CHANNEL_CLOSED, send->data);
+  else if (!send->child->close_emitted)
+    cp__child_emit(send->child, &(cp_event){
+                                    .type = CP_EVENT_ERROR,
+                                    .error = CP_ERR_IPC_CHANNEL_CLOSED});
+  uv_close((uv_handle_t *)timer, failed_send_closed);
+}
+
+static int fail_send(cp_child *child, cp_send_cb cb, void *data) {
+  failed_send *send = malloc(sizeof(*send));
+
+  if (send == NULL)
+    return -ENOMEM;
+
+  *send = (failed_send){.child = child, .cb = cb, .data = data};
+  uv_timer_init(child->loop, &send->timer);
+  send->timer.data = send;
+  cp__child_hold(child);
+  uv_timer_start(&send->timer, failed_send_cb, 0, 0);
+  return 0;
+}
+
+int cp_child_send(cp_child *child, const cJSON *message, const void *handle,
+                  const cp_send_options *options, cp_send_cb cb, void *data) {
+  int r;
+
+  (void)options;
+  if (child == NULL)
+    return CP_ERR_INVALID_ARG_VALUE;
+  if (message == NULL)
+    return CP_ERR_MISSING_ARGS;
+  /* NOTE: handle passing is not implemented yet. */
+  if (handle != NULL)
+    return -ENOTSUP;
+
+  if (!has_open_channel(child)) {
+    r = fail_send(child, cb, data);
+    return r < 0 ? r : 0;
+  }
+  return cp__channel_send(child->channel, message, (cp__listener_fn)cb, data);
+}
+
+int cp_child_send_json(cp_child *child, const char *json, size_t len,
+                       cp_send_cb cb, void *data) {
+  int r;
+
+  if (child == NULL || (json == NULL && len > 0))
+    return CP_ERR_INVALID_ARG_VALUE;
+  if (json == NULL)
+    return CP_ERR_MISSING_ARGS;
+
+  if (!has_open_channel(child)) {
+    r = fail_send(child, cb, data);
+    return r < 0 ? r : 0;
+  }
+  return cp__channel_send_raw(child->channel, json, len, (cp__listener_fn)cb,
+                              data);
+}

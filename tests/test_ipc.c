@@ -1,0 +1,401 @@
+/* cp_fork(), the child's IPC channel and its events, with C and Node.js
+ * peers. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "childproc.h"
+#include "test_util.h"
+
+#define GUARD_MS 20000
+
+/* What one forked child did, in order: events as letters (M message, I
+ * internal message, D disconnect, X exit, C close, E error), the messages'
+ * JSON text, and the errors. */
+typedef struct ipc_record {
+  char events[64];
+  size_t event_count;
+  cJSON *messages; /* the first KEPT_MESSAGES values, taken */
+  int *seqs;       /* the "seq" member of every message, -1 when none */
+  size_t seq_capacity;
+  size_t message_count;
+  size_t messages_at_exit;
+  int error;
+  int close_count;
+  int exit_code;
+  bool disconnect_on_count; /* disconnect once expected messages arrived */
+  size_t expected;
+} ipc_record;
+
+static void record_event(ipc_record *record, char letter) {
+  if (record->event_count + 1 < sizeof(record->events))
+    record->events[record->event_count++] = letter;
+}
+
+/* cJSON appends by walking its list, so only a few values are kept. */
+enum { KEPT_MESSAGES = 64 };
+
+static void keep_seq(ipc_record *record, const cJSON *value) {
+  const cJSON *seq = cJSON_GetObjectItemCaseSensitive(value, "seq");
+
+  if (record->message_count == record->seq_capacity) {
+    record->seq_capacity = record->seq_capacity ? 2 * record->seq_capacity : 64;
+    record->seqs =
+        realloc(record->seqs, record->seq_capacity * sizeof(*record->seqs));
+    assert_non_null(record->seqs);
+  }
+  record->seqs[record->message_count] =
+      cJSON_IsNumber(seq) ? (int)seq->valuedouble : -1;
+}
+
+static void on_message(cp_child *child, const cp_event *event, void *data) {
+  ipc_record *record = data;
+
+  keep_seq(record, event->message);
+  if (record->message_count < KEPT_MESSAGES) {
+    cJSON *value = cp_event_take_message(event);
+
+    assert_non_null(value);
+    cJSON_AddItemToArray(record->messages, value);
+  }
+  record->message_count++;
+  if (record->event_count == 0 || record->events[record->event_count - 1] != 'M')
+    record_event(record, 'M');
+  if (record->disconnect_on_count && record->message_count == record->expected)
+    assert_int_equal(cp_child_disconnect(child), 0);
+}
+
+static void on_internal(cp_child *child, const cp_event *event, void *data) {
+  (void)child;
+  (void)event;
+  record_event(data, 'I');
+}
+
+static void on_event(cp_child *child, const cp_event *event, void *data) {
+  ipc_record *record = data;
+
+  (void)child;
+  switch (event->type) {
+  case CP_EVENT_DISCONNECT:
+    record_event(record, 'D');
+    break;
+  case CP_EVENT_EXIT:
+    record->messages_at_exit = record->message_count;
+    record->exit_code = event->exit_code;
+    record_event(record, 'X');
+    break;
+  case CP_EVENT_CLOSE:
+    record->close_count++;
+    record_event(record, 'C');
+    break;
+  case CP_EVENT_ERROR:
+    if (record->error == 0)
+      record->error = event->error;
+    record_event(record, 'E');
+    break;
+  default:
+    break;
+  }
+}
+
+static void watch(cp_child *child, ipc_record *record) {
+  static const cp_event_type types[] = {CP_EVENT_DISCONNECT, CP_EVENT_EXIT,
+                                        CP_EVENT_CLOSE, CP_EVENT_ERROR};
+
+  record->messages = cJSON_CreateArray();
+  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, on_message, record),
+                   0);
+  assert_int_equal(
+      cp_child_on(child, CP_EVENT_INTERNAL_MESSAGE, on_internal, record), 0);
+  for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+    assert_int_equal(cp_child_on(child, types[i], on_event, record), 0);
+}
+
+static void finish(uv_loop_t *loop, cp_child *child, ipc_record *record) {
+  cp_child_release(child);
+  cp_test_loop_finish(loop);
+  cJSON_Delete(record->messages);
+  free(record->seqs);
+}
+
+static const char *echo_worker(void) { return CP_TEST_EXAMPLES_DIR "/echo-worker"; }
+
+static bool have_node(void) {
+  if (system("node --version >/dev/null 2>&1") == 0)
+    return true;
+  fprintf(stderr, "node is not on PATH: test skipped\n");
+  return false;
+}
+
+static cJSON *numbered(int seq) {
+  cJSON *message = cJSON_CreateObject();
+
+  cJSON_AddNumberToObject(message, "seq", seq);
+  cJSON_AddStringToObject(message, "data", "hello");
+  return message;
+}
+
+/* Checks that record->messages holds {"seq":0..count-1} in order. */
+static void assert_in_order(const ipc_record *record, int count) {
+  assert_int_equal(record->message_count, (size_t)count);
+  for (int i = 0; i < count; i++)
+    assert_int_equal(record->seqs[i], i);
+}
+
+static void send_numbered(cp_child *child, int count) {
+  for (int i = 0; i < count; i++) {
+    cJSON *message = numbered(i);
+
+    assert_true(cp_child_send(child, message, NULL, NULL, NULL, NULL) >= 0);
+    cJSON_Delete(message);
+  }
+}
+
+static void fork_c_echo_worker_keeps_order(void **state) {
+  enum { COUNT = 100000 };
+  uv_loop_t loop;
+  ipc_record record = {.disconnect_on_count = true, .expected = COUNT};
+  cp_child *child;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, echo_worker(), NULL, NULL, &child), 0);
+  assert_true(cp_child_connected(child));
+  watch(child, &record);
+
+  send_numbered(child, COUNT);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_in_order(&record, COUNT);
+  assert_string_equal(record.events, "MDXC");
+  assert_int_equal(record.close_count, 1);
+  assert_int_equal(record.exit_code, 0);
+  assert_false(cp_child_connected(child));
+  finish(&loop, child, &record);
+}
+
+static void fork_node_child_round_trips_values(void **state) {
+  static const char *const texts[] = {
+      "\"hello\"", "42", "-0.5", "1e+21", "null", "true", "[1,\"x\",{\"a\":[]}]",
+      "{\"s\":\"\xc3\xbcn\xc3\xaf\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x80\xa8"
+      "\xe2\x80\xa9\\n\\\"\\\\\"}",
+  };
+  enum { COUNT = sizeof(texts) / sizeof(texts[0]) };
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", NULL};
+  cp_fork_options options = {.exec_path = "node"};
+  uv_loop_t loop;
+  ipc_record record = {.disconnect_on_count = true, .expected = COUNT};
+  cp_child *child;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], NULL, &options, &child), 0);
+  watch(child, &record);
+  for (size_t i = 0; i < COUNT; i++)
+    assert_int_equal(
+        cp_child_send_json(child, texts[i], strlen(texts[i]), NULL, NULL), 1);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  /* The child's ready message is internal (cmd NODE_TEST_READY). */
+  assert_string_equal(record.events, "IMDXC");
+  assert_int_equal(record.message_count, COUNT);
+  for (size_t i = 0; i < COUNT; i++) {
+    char *text = cJSON_PrintUnformatted(
+        cJSON_GetArrayItem(record.messages, (int)i));
+    cJSON *expected = cJSON_Parse(texts[i]);
+    char *expected_text = cJSON_PrintUnformatted(expected);
+
+    assert_string_equal(text, expected_text);
+    free(text);
+    free(expected_text);
+    cJSON_Delete(expected);
+  }
+  finish(&loop, child, &record);
+}
+
+static void node_parent_talks_to_c_child(void **state) {
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/fork-c-child.js",
+                              CP_TEST_EXAMPLES_DIR "/echo-worker", NULL};
+  cp_test_record record;
+  uv_loop_t loop;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  cp_test_run_child(&loop, "node", args, NULL, &record, GUARD_MS);
+
+  assert_int_equal(record.exit_code, 0);
+  assert_non_null(strstr(record.out.bytes, "echo ok\n"));
+  assert_non_null(strstr(record.out.bytes, "exit 0 null\n"));
+  cp_test_record_free(&record);
+  cp_test_loop_finish(&loop);
+}
+
+/* A child that sends and exits at once: every message still comes before
+ * EXIT, where Node races. */
+static void messages_sent_before_exit_precede_exit(void **state) {
+  enum { COUNT = 2000 };
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "burst",
+                              "2000", NULL};
+  cp_fork_options options = {.exec_path = "node"};
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+  watch(child, &record);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_in_order(&record, COUNT);
+  assert_int_equal(record.messages_at_exit, COUNT);
+  assert_int_equal(record.close_count, 1);
+  finish(&loop, child, &record);
+}
+
+static void on_send_status(cp_child *child, int status, void *data) {
+  (void)child;
+  *(int *)data = status;
+}
+
+static void send_after_disconnect_fails_with_channel_closed(void **state) {
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+  int status = 1;
+  cJSON *message = numbered(1);
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, echo_worker(), NULL, NULL, &child), 0);
+  watch(child, &record);
+  assert_int_equal(cp_child_disconnect(child), 0);
+  assert_false(cp_child_connected(child));
+
+  assert_int_equal(
+      cp_child_send(child, message, NULL, NULL, on_send_status, &status), 0);
+  assert_int_equal(cp_child_disconnect(child), CP_ERR_IPC_DISCONNECTED);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_int_equal(status, CP_ERR_IPC_CHANNEL_CLOSED);
+  assert_int_equal(record.error, CP_ERR_IPC_DISCONNECTED);
+  /* CLOSE after a parent-side disconnect too, once (Node 20 never). */
+  assert_int_equal(record.close_count, 1);
+  assert_non_null(strchr(record.events, 'D'));
+  cJSON_Delete(message);
+  finish(&loop, child, &record);
+}
+
+static void send_without_channel_fails_with_channel_closed(void **state) {
+  const char *const args[] = {"0", NULL};
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+  int status = 1;
+  cJSON *message = numbered(1);
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(
+      cp_spawn(&loop, cp_test_helper_path("cp-exit"), args, NULL, &child), 0);
+  watch(child, &record);
+  assert_false(cp_child_connected(child));
+  assert_int_equal(
+      cp_child_send(child, message, NULL, NULL, on_send_status, &status), 0);
+  assert_int_equal(cp_child_send(child, NULL, NULL, NULL, NULL, NULL),
+                   CP_ERR_MISSING_ARGS);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_int_equal(status, CP_ERR_IPC_CHANNEL_CLOSED);
+  cJSON_Delete(message);
+  finish(&loop, child, &record);
+}
+
+static void fork_rejects_bad_stdio(void **state) {
+  static const cp_stdio no_ipc[] = {{CP_STDIO_PIPE, 0}, {CP_STDIO_PIPE, 0}};
+  static const cp_stdio two_ipc[] = {{CP_STDIO_PIPE, 0},
+                                     {CP_STDIO_PIPE, 0},
+                                     {CP_STDIO_PIPE, 0},
+                                     {CP_STDIO_IPC, 0},
+                                     {CP_STDIO_IPC, 0}};
+  cp_fork_options options = {0};
+  uv_loop_t loop;
+  cp_child *child = (cp_child *)1;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  options.spawn.stdio = no_ipc;
+  options.spawn.stdio_count = 2;
+  assert_int_equal(cp_fork(&loop, echo_worker(), NULL, &options, &child),
+                   CP_ERR_CHILD_PROCESS_IPC_REQUIRED);
+
+  options.spawn.stdio = two_ipc;
+  options.spawn.stdio_count = 5;
+  assert_int_equal(cp_fork(&loop, echo_worker(), NULL, &options, &child),
+                   CP_ERR_IPC_ONE_PIPE);
+  assert_null(child);
+
+  options.spawn.stdio = NULL;
+  options.spawn.serialization = CP_SERIALIZATION_ADVANCED;
+  assert_int_equal(cp_fork(&loop, echo_worker(), NULL, &options, &child),
+                   CP_ERR_IPC_UNSUPPORTED_SERIALIZATION);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A NODE_CHANNEL_FD in the given env is replaced, not duplicated. */
+static void fork_replaces_channel_variables_in_env(void **state) {
+  static const char *const env[] = {"NODE_CHANNEL_FD=7",
+                                    "NODE_CHANNEL_SERIALIZATION_MODE=advanced",
+                                    "KEEP=1", NULL};
+  static const cp_stdio stdio[] = {{CP_STDIO_IGNORE, 0},
+                                   {CP_STDIO_PIPE, 0},
+                                   {CP_STDIO_INHERIT, 0},
+                                   {CP_STDIO_IPC, 0}};
+  const char *const args[] = {"-c", "env | grep -E '^(NODE_CHANNEL|KEEP)' | sort",
+                              NULL};
+  cp_spawn_options options = {.env = env, .stdio = stdio, .stdio_count = 4};
+  cp_test_record record;
+  uv_loop_t loop;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  cp_test_run_child(&loop, "/bin/sh", args, &options, &record, GUARD_MS);
+
+  assert_string_equal(record.out.bytes,
+                      "KEEP=1\nNODE_CHANNEL_FD=3\n"
+                      "NODE_CHANNEL_SERIALIZATION_MODE=json\n");
+  cp_test_record_free(&record);
+  cp_test_loop_finish(&loop);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(fork_c_echo_worker_keeps_order),
+      cmocka_unit_test(fork_node_child_round_trips_values),
+      cmocka_unit_test(node_parent_talks_to_c_child),
+      cmocka_unit_test(messages_sent_before_exit_precede_exit),
+      cmocka_unit_test(send_after_disconnect_fails_with_channel_closed),
+      cmocka_unit_test(send_without_channel_fails_with_channel_closed),
+      cmocka_unit_test(fork_rejects_bad_stdio),
+      cmocka_unit_test(fork_replaces_channel_variables_in_env),
+  };
+
+  if (argc > 1)
+    cmocka_set_test_filter(argv[1]);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,889 @@
+/*
+ * Tests for the JSON layer of the IPC channel (src/json.c): records parsed
+ * as Node's JSON.parse reads them, values written as JSON.stringify writes
+ * them.
+ *
+ * Expected texts written out below are Node v20.20.2's output. The case
+ * json_matches_node_corpus also runs tests/json_corpus.js with the node on
+ * PATH and compares the C layer with its output for some 29,000 numbers,
+ * strings and texts.
+ */
+
+/* childproc.h includes uv.h, which needs POSIX types that strict C17
+ * hides; popen() needs POSIX too. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "childproc.h"
+#include "json.h"
+
+/* A byte string literal that may contain NUL bytes. */
+#define B(literal) literal, sizeof(literal) - 1
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+static void format_hex(const char *bytes, size_t len, char *out,
+                       size_t out_size) {
+  size_t used = 0;
+  out[0] = '\0';
+
+  for (size_t i = 0; i < len && used + 4 < out_size; i++)
+    used += (size_t)snprintf(out + used, out_size - used, "%02x ",
+                             (unsigned char)bytes[i]);
+}
+
+/* Stringifies value and returns the text, NUL-terminated, in out. */
+static const char *stringify(const cJSON *value, cp__bytes *out) {
+  out->len = 0;
+  assert_int_equal(cp__json_stringify(value, out), 0);
+  assert_int_equal(cp__bytes_reserve(out, 1), 0);
+  out->data[out->len] = '\0';
+  return out->data;
+}
+
+static void expect_stringify(const cJSON *value, const char *expected) {
+  cp__bytes out = {NULL, 0, 0};
+  assert_string_equal(stringify(value, &out), expected);
+  cp__bytes_free(&out);
+}
+
+/* Parses text (len bytes) and expects the error code. */
+static void expect_parse_error(const char *text, size_t len, int expected) {
+  cJSON *value = (cJSON *)&value; /* must be reset to NULL */
+  int r = cp__json_parse(text, len, &value);
+
+  if (r != expected) {
+    char hex[512];
+    format_hex(text, len, hex, sizeof hex);
+    fail_msg("parsing [%s]: got %d (%s), expected %d (%s)", hex, r,
+             cp_strerror(r), expected, cp_strerror(expected));
+  }
+  assert_null(value);
+}
+
+/* Parses text and expects JSON.stringify(JSON.parse(text)) to be
+ * expected. */
+static void expect_round_trip(const char *text, size_t len,
+                              const char *expected) {
+  cJSON *value = NULL;
+  int r = cp__json_parse(text, len, &value);
+
+  if (r != 0)
+    fail_msg("parsing \"%.*s\": got %d (%s)", (int)(len > 200 ? 200 : len),
+             text, r, cp_strerror(r));
+  expect_stringify(value, expected);
+  cJSON_Delete(value);
+}
+
+static cJSON *parse_ok(const char *text) {
+  cJSON *value = NULL;
+  assert_int_equal(cp__json_parse(text, strlen(text), &value), 0);
+  assert_non_null(value);
+  return value;
+}
+
+static double parse_number(const char *text) {
+  cJSON *value = parse_ok(text);
+  double number;
+
+  assert_true(cJSON_IsNumber(value));
+  number = value->valuedouble;
+  cJSON_Delete(value);
+  return number;
+}
+
+/* Nested arrays, depth deep, as text. The caller frees it. */
+static char *nested_arrays(size_t depth) {
+  char *text = malloc(2 * depth + 1);
+  assert_non_null(text);
+  memset(text, '[', depth);
+  memset(text + depth, ']', depth);
+  text[2 * depth] = '\0';
+  return text;
+}
+
+/* ------------------------------------------------------------------------
+ * Stringify
+ * ------------------------------------------------------------------------ */
+
+/* Node v20.20.2's JSON.stringify of each number; the C literal is the same
+ * double written in hex, the comment the JavaScript that made it. */
+static const struct {
+  double value;
+  const char *expected;
+} recorded_numbers[] = {
+    {0.0, "0"},                                           /* 0 */
+    {-0.0, "0"},                                          /* -0 */
+    {0x1.0000000000000p0, "1"},                           /* 1 */
+    {-0x1.0000000000000p0, "-1"},                         /* -1 */
+    {0x1.999999999999ap-4, "0.1"},                        /* 0.1 */
+    {0x1.3333333333334p-2, "0.30000000000000004"},        /* 0.1 + 0.2 */
+    {0x1.b1ae4d6e2ef50p69, "1e+21"},                      /* 1e21 */
+    {0x1.ad7f29abcaf48p-24, "1e-7"},                      /* 1e-7 */
+    {0x1.ac53a7e04bcdap66, "123456789012345680000"},      /* that number */
+    {0x0.0000000000001p-1022, "5e-324"},                  /* 5e-324 */
+    {0x1.fffffffffffffp1023, "1.7976931348623157e+308"},  /* max double */
+    {0x1.0000000000000p53, "9007199254740992"},           /* 2 ** 53 */
+    {0x1.0000000000001p53, "9007199254740994"},           /* 2 ** 53 + 2 */
+    {0x1.5555555555555p-2, "0.3333333333333333"},         /* 1 / 3 */
+    {0x1.9000000000000p6, "100"},                         /* 100 */
+    {0x1.5af1d78b58c40p66, "100000000000000000000"},      /* 1e20 */
+    {0x1.edd2f1a9fbe77p6, "123.456"},                     /* 123.456 */
+    {-0x1.49da7e361ce4cp-33, "-1.5e-10"},                 /* -1.5e-10 */
+    {0x1.0c6f7a0b5ed8dp-20, "0.000001"},                  /* 1e-6 */
+    {0x1.421f5f40d8376p-23, "1.5e-7"},                    /* 1.5e-7 */
+    {-0x1.fffffffffffffp52, "-9007199254740991"},         /* -(2 ** 53) + 1 */
+    {0x1.0000000000000p-1022, "2.2250738585072014e-308"}, /* 2 ** -1022 */
+    {INFINITY, "null"},                                   /* 1e300 * 1e10 */
+    {-INFINITY, "null"},                                  /* -Infinity */
+    {NAN, "null"},                                        /* NaN */
+    {0x1.5555555555555p-1, "0.6666666666666666"},         /* 2 / 3 */
+    {0x1.0000000080000p32, "4294967296.5"},               /* 4294967296.5 */
+    {0x1.0000000000000p70, "1.1805916207174113e+21"},     /* 2 ** 70 */
+};
+
+static void json_stringify_numbers_as_node(void **state) {
+  (void)state;
+
+  for (size_t i = 0; i < sizeof recorded_numbers / sizeof *recorded_numbers;
+       i++) {
+    cJSON item = {0};
+    item.type = cJSON_Number;
+    item.valuedouble = recorded_numbers[i].value;
+    expect_stringify(&item, recorded_numbers[i].expected);
+  }
+}
+
+/* Node v20.20.2's JSON.stringify of each string. */
+static const struct {
+  const char *value;
+  const char *expected;
+} recorded_strings[] = {
+    {"\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020\021"
+     "\022\023\024\025\026\027\030\031\032\033\034\035\036\037",
+     "\"\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f"
+     "\\r\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016"
+     "\\u0017\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f\""},
+    {"\"\\\"\\\\", "\"\\\"\\\\\\\"\\\\\\\\\""}, /* quotes and backslashes */
+    {"\342\200\250\342\200\251",
+     "\"\342\200\250\342\200\251\""}, /* U+2028, U+2029 stay raw */
+    {"\360\237\230\200\364\217\277\277",
+     "\"\360\237\230\200\364\217\277\277\""}, /* 4-byte characters */
+    {"\177\302\200", "\"\177\302\200\""},     /* DEL and U+0080 stay raw */
+    {"/", "\"/\""},
+    {"a\011b\012\"c\"\303\251", "\"a\\tb\\n\\\"c\\\"\303\251\""},
+    {"", "\"\""},
+};
+
+static void json_stringify_strings_as_node(void **state) {
+  (void)state;
+
+  for (size_t i = 0; i < sizeof recorded_strings / sizeof *recorded_strings;
+       i++) {
+    cJSON item = {0};
+    item.type = cJSON_String;
+    item.valuestring = (char *)recorded_strings[i].value;
+    expect_stringify(&item, recorded_strings[i].expected);
+  }
+}
+
+static void json_stringify_structures(void **state) {
+  cJSON *root = cJSON_CreateObject();
+  cJSON *b = cJSON_AddArrayToObject(root, "b");
+  cJSON *inner = cJSON_CreateObject();
+  cJSON *empty;
+  (void)state;
+
+  /* Keys go out in list order, array indices included: only parsing
+   * reorders them. */
+  cJSON_AddItemToArray(b, cJSON_CreateNumber(1));
+  cJSON_AddTrueToObject(inner, "1");
+  cJSON_AddNullToObject(inner, "0");
+  cJSON_AddItemToArray(b, inner);
+  cJSON_AddStringToObject(root, "a", "x");
+  empty = cJSON_AddArrayToObject(root, "");
+  cJSON_AddItemToArray(empty, cJSON_CreateArray());
+  cJSON_AddItemToArray(empty, cJSON_CreateObject());
+  cJSON_AddFalseToObject(root, "f");
+
+  expect_stringify(root, "{\"b\":[1,{\"1\":true,\"0\":null}],\"a\":\"x\","
+                         "\"\":[[],{}],\"f\":false}");
+  cJSON_Delete(root);
+}
+
+static void json_stringify_duplicate_keys_kept(void **state) {
+  cJSON *root = cJSON_CreateObject();
+  (void)state;
+
+  cJSON_AddNumberToObject(root, "a", 1);
+  cJSON_AddNumberToObject(root, "a", 2);
+  expect_stringify(root, "{\"a\":1,\"a\":2}");
+  cJSON_Delete(root);
+}
+
+static void json_stringify_raw_compacted(void **state) {
+  cJSON *root = cJSON_CreateArray();
+  (void)state;
+
+  cJSON_AddItemToArray(root,
+                       cJSON_CreateRaw(" { \"b\" : 1.50 ,\t\"1\": [ ] } "));
+  cJSON_AddItemToArray(root, cJSON_CreateRaw("1e21"));
+  expect_stringify(root, "[{\"1\":[],\"b\":1.5},1e+21]");
+  cJSON_Delete(root);
+}
+
+/* Each invalid value fails, and out keeps what it held before. */
+static void expect_stringify_rejected(const cJSON *value) {
+  cp__bytes out = {NULL, 0, 0};
+
+  assert_int_equal(cp__bytes_append(&out, "kept", 4), 0);
+  assert_int_equal(cp__json_stringify(value, &out), CP_ERR_INVALID_ARG_VALUE);
+  assert_int_equal(out.len, 4);
+  assert_memory_equal(out.data, "kept", 4);
+  cp__bytes_free(&out);
+}
+
+static void json_stringify_rejects_invalid_values(void **state) {
+  static const char *const invalid_strings[] = {
+      "\xc0\x80",         /* overlong U+0000 */
+      "\xe0\x80\xaf",     /* overlong '/' */
+      "\xed\xa0\x80",     /* U+D800 encoded in UTF-8 */
+      "\xf4\x90\x80\x80", /* above U+10FFFF */
+      "\xf5\x80\x80\x80", /* F5 starts no sequence */
+      "a\x80",            /* stray continuation byte */
+      "\xe2\x82",         /* truncated */
+      "\xff",
+  };
+  cJSON item = {0};
+  cJSON *root;
+  (void)state;
+
+  for (size_t i = 0; i < sizeof invalid_strings / sizeof *invalid_strings;
+       i++) {
+    item.type = cJSON_String;
+    item.valuestring = (char *)invalid_strings[i];
+    expect_stringify_rejected(&item);
+  }
+
+  item.valuestring = NULL;
+  expect_stringify_rejected(&item);
+  item.type = cJSON_Invalid;
+  expect_stringify_rejected(&item);
+  item.type = cJSON_Raw;
+  item.valuestring = (char *)"[1,]";
+  expect_stringify_rejected(&item);
+  item.valuestring = (char *)"\"\\u0000\"";
+  expect_stringify_rejected(&item);
+  expect_stringify_rejected(NULL);
+
+  /* An invalid key, deep inside, after valid output was written. */
+  root = parse_ok("{\"a\":[1,2,{\"x\":\"y\"}]}");
+  cJSON_AddStringToObject(cJSON_GetArrayItem(cJSON_GetObjectItem(root, "a"), 2),
+                          "\xed\xbf\xbf", "z");
+  expect_stringify_rejected(root);
+  cJSON_Delete(root);
+}
+
+static void json_stringify_nesting_limit(void **state) {
+  char *text = nested_arrays(CJSON_NESTING_LIMIT);
+  cJSON *value = parse_ok(text);
+  cJSON *outer = cJSON_CreateArray();
+  cp__bytes out = {NULL, 0, 0};
+  (void)state;
+
+  assert_string_equal(stringify(value, &out), text);
+
+  /* One level more is what the receiver's cJSON cannot read. */
+  cJSON_AddItemToArray(outer, value);
+  expect_stringify_rejected(outer);
+
+  cp__bytes_free(&out);
+  cJSON_Delete(outer);
+  free(text);
+}
+
+static void json_stringify_cycle_rejected(void **state) {
+  cJSON *array = cJSON_CreateArray();
+  cJSON *inner = cJSON_CreateArray();
+  (void)state;
+
+  cJSON_AddItemToArray(array, inner);
+  inner->child = array; /* a cycle cJSON's API would not build */
+  expect_stringify_rejected(array);
+  inner->child = NULL;
+  cJSON_Delete(array);
+}
+
+/* ------------------------------------------------------------------------
+ * Parse
+ * ------------------------------------------------------------------------ */
+
+static void json_parse_message(void **state) {
+  cJSON *value = parse_ok("{\"seq\":123456,\"data\":\"hello\"}");
+  (void)state;
+
+  assert_true(cJSON_IsObject(value));
+  assert_int_equal(cJSON_GetObjectItem(value, "seq")->valuedouble, 123456);
+  assert_string_equal(cJSON_GetObjectItem(value, "data")->valuestring, "hello");
+  cJSON_Delete(value);
+}
+
+static void json_parse_whitespace_and_empty(void **state) {
+  (void)state;
+
+  expect_round_trip(B(" \t\r\n{ \"a\" :\t[ 1 ,\r\n2 ] }\n\r\t "),
+                    "{\"a\":[1,2]}");
+  expect_round_trip(B("\"x\"\r"), "\"x\"");
+
+  expect_parse_error(B(""), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(NULL, 0, CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B(" "), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\r"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B(" \t\r\n"), CP_ERR_IPC_INVALID_JSON);
+
+  /* cJSON skips every byte up to 0x20; JSON.parse only these four. */
+  expect_parse_error(B("\f1"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("[1,\v2]"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\0001"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("1\0"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\357\273\2771"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\302\2401"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("1 2"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("[1]x"), CP_ERR_IPC_INVALID_JSON);
+}
+
+static void json_parse_stops_at_length(void **state) {
+  /* The record is the first 7 bytes; what follows must not be read. */
+  const char buffer[] = "[1,2,3]garbage";
+  const char unterminated[3] = {'"', 'a', '"'};
+  cJSON *value = NULL;
+  (void)state;
+
+  assert_int_equal(cp__json_parse(buffer, 7, &value), 0);
+  assert_int_equal(cJSON_GetArraySize(value), 3);
+  cJSON_Delete(value);
+
+  expect_round_trip(unterminated, sizeof unterminated, "\"a\"");
+  expect_parse_error(buffer, 6, CP_ERR_IPC_INVALID_JSON);
+}
+
+static void json_parse_invalid_utf8(void **state) {
+  static const struct {
+    const char *text;
+    size_t len;
+  } cases[] = {
+      {B("\"\xc0\x80\"")},         /* overlong U+0000 */
+      {B("\"\xc1\xbf\"")},         /* overlong U+007F */
+      {B("\"\xe0\x9f\xbf\"")},     /* overlong U+07FF */
+      {B("\"\xf0\x8f\xbf\xbf\"")}, /* overlong U+FFFF */
+      {B("\"\xed\xa0\x80\"")},     /* U+D800 encoded in UTF-8 */
+      {B("\"\xed\xbf\xbf\"")},     /* U+DFFF encoded in UTF-8 */
+      {B("\"\xf4\x90\x80\x80\"")}, /* U+110000 */
+      {B("\"\xf5\x80\x80\x80\"")}, /* F5 starts no sequence */
+      {B("\"\xff\"")},             /* FF never appears */
+      {B("\"\x80\"")},             /* stray continuation byte */
+      {B("\"\xe2\x82\"")},         /* truncated before the quote */
+      {B("\"\xe2\x82")},           /* truncated at the end */
+      {B("{\"\xc3\":1}")},         /* in a key */
+      {B("[1,\xc3]")},             /* outside strings */
+      {B("[1,,\"\xff\"]")},        /* after a JSON error: UTF-8 wins */
+      {B("\xff")},
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    expect_parse_error(cases[i].text, cases[i].len, CP_ERR_IPC_INVALID_UTF8);
+
+  /* The boundaries themselves are valid. */
+  expect_round_trip(B("\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80"
+                      "\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\""),
+                    "\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80"
+                    "\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"");
+}
+
+static void json_parse_raw_control_characters(void **state) {
+  char text[] = "\"a?b\"";
+  (void)state;
+
+  /* JSON.parse rejects every raw byte below 0x20 in a string. */
+  for (int c = 0; c < 0x20; c++) {
+    text[2] = (char)c;
+    expect_parse_error(text, sizeof text - 1, CP_ERR_IPC_INVALID_JSON);
+  }
+  expect_round_trip(B("\"\x7f\""), "\"\x7f\"");
+}
+
+static void json_parse_escapes(void **state) {
+  (void)state;
+
+  expect_round_trip(B("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""),
+                    "\"\\\"\\\\/\\b\\f\\n\\r\\t\"");
+  expect_round_trip(B("\"\\u0041\\u00e9\\u00E9\\u2028\\u001f\\u007f\""),
+                    "\"A\xc3\xa9\xc3\xa9\xe2\x80\xa8\\u001f\x7f\"");
+  expect_round_trip(B("\"\\ud83d\\ude00\\uD83D\\uDE00\""),
+                    "\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"");
+  /* An escaped backslash followed by the text u0000. */
+  expect_round_trip(B("\"\\\\u0000\""), "\"\\\\u0000\"");
+
+  /* cJSON reads "\uZZZZ" as U+0000; JSON.parse rejects it. */
+  expect_parse_error(B("\"\\uzzzz\""), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"\\u12G4\""), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"\\u12\""), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"\\x\""), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"\\'\""), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"\\"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"abc"), CP_ERR_IPC_INVALID_JSON);
+}
+
+static void json_parse_nul_escape_unsupported(void **state) {
+  (void)state;
+
+  expect_parse_error(B("\"\\u0000\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("[\"a\\u0000b\"]"), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("{\"\\u0000\":1}"), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("{\"a\":\"\\u0000\","
+                       "\"b\":"
+                       "1"
+                       "0000000000"
+                       "0000000000000000000000000000000000000000000000000000"
+                       "0000000000}"),
+                     CP_ERR_IPC_UNSUPPORTED_VALUE);
+
+  /* Invalid JSON stays invalid JSON, whatever it holds. */
+  expect_parse_error(B("[\"\\u0000\",]"), CP_ERR_IPC_INVALID_JSON);
+}
+
+static void json_parse_lone_surrogates_unsupported(void **state) {
+  (void)state;
+
+  expect_parse_error(B("\"\\ud800\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\udc00\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\udbff x\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\ud800\\u0041\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\ud800\\ud800\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\udc00\\ud800\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("{\"\\ud800\":1}"), CP_ERR_IPC_UNSUPPORTED_VALUE);
+
+  expect_parse_error(B("[\"\\ud800\" 1]"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\"\\ud800\\uzzzz\""), CP_ERR_IPC_INVALID_JSON);
+}
+
+static void json_parse_nesting_limit(void **state) {
+  char *text = nested_arrays(CJSON_NESTING_LIMIT);
+  cJSON *value = NULL;
+  (void)state;
+
+  assert_int_equal(cp__json_parse(text, strlen(text), &value), 0);
+  cJSON_Delete(value);
+  free(text);
+
+  /* JSON.parse reads deeper; cJSON does not. */
+  text = nested_arrays(CJSON_NESTING_LIMIT + 1);
+  expect_parse_error(text, strlen(text), CP_ERR_IPC_UNSUPPORTED_VALUE);
+
+  /* Too deep wins over invalid: one closing bracket short. */
+  expect_parse_error(text, strlen(text) - 1, CP_ERR_IPC_UNSUPPORTED_VALUE);
+  free(text);
+}
+
+static void json_parse_number_syntax(void **state) {
+  static const char *const rejected[] = {
+      "01",    "-01",   "00",   "1.",         "-.5", ".5",
+      "1.e5",  "+1",    "1e",   "1e+",        "-",   "1.5.3",
+      "1e5e3", "[1-2]", "0x10", "Infinity",   "NaN", "-Infinity",
+      "- 1",   "1.5e",  "[01]", "{\"a\":1.}",
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof rejected / sizeof *rejected; i++)
+    expect_parse_error(rejected[i], strlen(rejected[i]),
+                       CP_ERR_IPC_INVALID_JSON);
+
+  expect_round_trip(B("[0,-0,1E+05,1e-05,1.0,1.50,-0.0,0.1e1,100e-2]"),
+                    "[0,0,100000,0.00001,1,1.5,0,1,1]");
+  expect_round_trip(B("[1e999,-1e999,1e-999]"), "[null,null,0]");
+}
+
+static void json_parse_numbers_as_json_parse(void **state) {
+  (void)state;
+
+  /* Each expected double is what JSON.parse gives in Node v20.20.2. */
+  assert_true(parse_number("9007199254740993") == 0x1p53);
+  assert_true(parse_number("9007199254740995") == 0x1.0000000000002p53);
+  assert_true(parse_number("1.7976931348623158e308") == 0x1.fffffffffffffp1023);
+  assert_true(isinf(parse_number("1.7976931348623159e308")));
+  assert_true(parse_number("2.4703282292062328e-324") == 0x1p-1074);
+  assert_true(parse_number("2.4703282292062327e-324") == 0.0);
+  assert_true(parse_number("2.2250738585072011e-308") ==
+              0x0.fffffffffffffp-1022);
+  assert_true(signbit(parse_number("-0")));
+  assert_true(signbit(parse_number("-0.0e5")));
+}
+
+static void json_parse_long_numbers(void **state) {
+  char text[512];
+  (void)state;
+
+  /* cJSON reads at most 63 characters of a number. */
+  memset(text, '1', 63);
+  text[63] = '\0';
+  assert_true(parse_number(text) == strtod(text, NULL));
+  memset(text, '1', 64);
+  text[64] = '\0';
+  assert_true(parse_number(text) == strtod(text, NULL));
+
+  snprintf(text, sizeof text, "1%0*de-70", 70, 0);
+  assert_true(parse_number(text) == 1.0);
+  snprintf(text, sizeof text, "-0.%0*d1e100", 100, 0);
+  assert_true(parse_number(text) == -0.1);
+  snprintf(text, sizeof text, "1%0*de-400", 400, 0);
+  assert_true(parse_number(text) == 1.0);
+  snprintf(text, sizeof text, "1%0*de300", 80, 0);
+  assert_true(isinf(parse_number(text)));
+  snprintf(text, sizeof text, "-0.%0*d", 100, 0);
+  assert_true(parse_number(text) == 0.0);
+  assert_true(signbit(parse_number(text)));
+  snprintf(text, sizeof text, "1.%0*d1", 100, 0);
+  assert_true(parse_number(text) == 1.0);
+  snprintf(text, sizeof text, "0.%0*d1", 70, 0);
+  assert_true(parse_number(text) == 1e-71);
+  snprintf(text, sizeof text, "1%0*de99999999999999999999999", 70, 0);
+  assert_true(isinf(parse_number(text)));
+
+  /* Inside structures, next to short numbers, and still checked. */
+  snprintf(text, sizeof text, "{\"a\":[1%0*d,2],\"b\":-3}", 70, 0);
+  expect_round_trip(text, strlen(text), "{\"a\":[1e+70,2],\"b\":-3}");
+  snprintf(text, sizeof text, "[1%0*d.]", 70, 0);
+  expect_parse_error(text, strlen(text), CP_ERR_IPC_INVALID_JSON);
+  snprintf(text, sizeof text, "[0%0*d]", 70, 0);
+  expect_parse_error(text, strlen(text), CP_ERR_IPC_INVALID_JSON);
+  snprintf(text, sizeof text, "[1%0*d", 70, 0);
+  expect_parse_error(text, strlen(text), CP_ERR_IPC_INVALID_JSON);
+}
+
+static void json_parse_duplicate_keys_last_wins(void **state) {
+  cJSON *value = parse_ok("{\"a\":1,\"b\":2,\"a\":{\"c\":3},\"a\":4}");
+  cJSON *a;
+  (void)state;
+
+  /* JSON.parse keeps the first position and the last value. */
+  assert_int_equal(cJSON_GetArraySize(value), 2);
+  a = cJSON_GetObjectItem(value, "a");
+  assert_ptr_equal(a, value->child);
+  assert_int_equal(a->valuedouble, 4);
+  assert_ptr_equal(value->child->prev, cJSON_GetObjectItem(value, "b"));
+  cJSON_Delete(value);
+
+  expect_round_trip(B("{\"\":1,\"\":2}"), "{\"\":2}");
+  expect_round_trip(B("{\"a\":1,\"A\":2}"), "{\"a\":1,\"A\":2}");
+  expect_round_trip(B("[{\"x\":1,\"x\":2},{\"x\":[{\"y\":1,\"y\":[]}]}]"),
+                    "[{\"x\":2},{\"x\":[{\"y\":[]}]}]");
+}
+
+static void json_parse_array_index_keys_first(void **state) {
+  (void)state;
+
+  /* Node v20.20.2: JSON.stringify(JSON.parse(text)). */
+  expect_round_trip(B("{\"b\":1,\"1\":2,\"a\":3,\"0\":4}"),
+                    "{\"0\":4,\"1\":2,\"b\":1,\"a\":3}");
+  expect_round_trip(B("{\"b\":1,\"4294967295\":2,\"4294967294\":3,\"1\":4,"
+                      "\"01\":5,\"-1\":6}"),
+                    "{\"1\":4,\"4294967294\":3,\"b\":1,\"4294967295\":2,"
+                    "\"01\":5,\"-1\":6}");
+  expect_round_trip(B("{\"1\":1,\"a\":2,\"1\":3}"), "{\"1\":3,\"a\":2}");
+  expect_round_trip(B("{\"10\":1,\"9\":2,\"100\":3,\"0\":4,\"x\":5}"),
+                    "{\"0\":4,\"9\":2,\"10\":1,\"100\":3,\"x\":5}");
+}
+
+static void json_parse_large_objects(void **state) {
+  cp__bytes text = {NULL, 0, 0};
+  cp__bytes expected = {NULL, 0, 0};
+  char member[64];
+  cJSON *value;
+  (void)state;
+
+  /* 500 keys, each given twice; the second copy of k<i> comes right after
+   * k<i+250> and carries the value i + 1000. */
+  assert_int_equal(cp__bytes_append(&text, "{", 1), 0);
+  for (int i = 0; i < 500; i++) {
+    int length =
+        snprintf(member, sizeof member, "%s\"k%d\":%d", i > 0 ? "," : "", i, i);
+    assert_int_equal(cp__bytes_append(&text, member, (size_t)length), 0);
+    if (i >= 250) {
+      length = snprintf(member, sizeof member, ",\"k%d\":%d", i - 250,
+                        i - 250 + 1000);
+      assert_int_equal(cp__bytes_append(&text, member, (size_t)length), 0);
+    }
+  }
+  assert_int_equal(cp__bytes_append(&text, "}", 1), 0);
+
+  assert_int_equal(cp__bytes_append(&expected, "{", 1), 0);
+  for (int i = 0; i < 500; i++) {
+    int length = snprintf(member, sizeof member, "%s\"k%d\":%d",
+                          i > 0 ? "," : "", i, i < 250 ? i + 1000 : i);
+    assert_int_equal(cp__bytes_append(&expected, member, (size_t)length), 0);
+  }
+  assert_int_equal(cp__bytes_append(&expected, "}", 2), 0); /* with NUL */
+
+  assert_int_equal(cp__json_parse(text.data, text.len, &value), 0);
+  assert_int_equal(cJSON_GetArraySize(value), 500);
+  expect_stringify(value, expected.data);
+
+  cJSON_Delete(value);
+  cp__bytes_free(&text);
+  cp__bytes_free(&expected);
+}
+
+static void json_parse_structure_errors(void **state) {
+  static const char *const rejected[] = {
+      "[1,]",       "[,1]",  "{\"a\":1,}", "{,}",   "{\"a\"}",
+      "{\"a\":}",   "{a:1}", "{'a':1}",    "[1 2]", "[",
+      "]",          "{",     "}",          "[[]",   "[]]",
+      "nul",        "nulll", "truee",      "True",  "\"a\" \"b\"",
+      "{\"a\":1}}", "x[1]",  "/*c*/1",     "1//c",  "[true false]",
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof rejected / sizeof *rejected; i++)
+    expect_parse_error(rejected[i], strlen(rejected[i]),
+                       CP_ERR_IPC_INVALID_JSON);
+}
+
+/* ------------------------------------------------------------------------
+ * Internal messages and byte buffers
+ * ------------------------------------------------------------------------ */
+
+static void json_is_internal_as_node(void **state) {
+  static const struct {
+    const char *text;
+    bool internal;
+  } cases[] = {
+      {"{\"cmd\":\"NODE_FOO\"}", true},
+      {"{\"cmd\":\"NODE_X\",\"v\":1}", true},
+      {"{\"a\":1,\"cmd\":\"NODE_HANDLE\"}", true},
+      {"{\"cmd\":\"NODE_\"}", false},
+      {"{\"cmd\":\"node_x\"}", false},
+      {"{\"cmd\":\"XNODE_x\"}", false},
+      {"{\"cmd\":1}", false},
+      {"{\"cmd\":[\"NODE_X\"]}", false},
+      {"{\"CMD\":\"NODE_X\"}", false},
+      {"[\"NODE_X\"]", false},
+      {"\"NODE_X\"", false},
+      {"null", false},
+      {"{\"cmd\":\"NODE_X\",\"cmd\":\"other\"}", false}, /* last one wins */
+      {"{\"cmd\":\"other\",\"cmd\":\"NODE_X\"}", true},
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    cJSON *value = parse_ok(cases[i].text);
+    if (cp__json_is_internal(value) != cases[i].internal)
+      fail_msg("%s: expected %s", cases[i].text,
+               cases[i].internal ? "internal" : "not internal");
+    cJSON_Delete(value);
+  }
+  assert_false(cp__json_is_internal(NULL));
+}
+
+static void json_bytes_reserve_and_append(void **state) {
+  cp__bytes bytes = {NULL, 0, 0};
+  (void)state;
+
+  assert_int_equal(cp__bytes_reserve(&bytes, 0), 0);
+  assert_int_equal(cp__bytes_append(&bytes, "", 0), 0);
+  assert_int_equal(bytes.len, 0);
+
+  for (int i = 0; i < 10000; i++)
+    assert_int_equal(cp__bytes_append(&bytes, "0123456789", 10), 0);
+  assert_int_equal(bytes.len, 100000);
+  assert_true(bytes.capacity >= bytes.len);
+  assert_memory_equal(bytes.data + 99990, "0123456789", 10);
+
+  assert_int_equal(cp__bytes_reserve(&bytes, SIZE_MAX), -ENOMEM);
+  assert_int_equal(cp__bytes_append(&bytes, "x", SIZE_MAX), -ENOMEM);
+  assert_int_equal(bytes.len, 100000);
+
+  cp__bytes_free(&bytes);
+  assert_null(bytes.data);
+  assert_int_equal(bytes.len, 0);
+  assert_int_equal(bytes.capacity, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * The corpus Node prints at test time
+ * ------------------------------------------------------------------------ */
+
+/* Decodes hex ("-" for nothing) into a new NUL-terminated buffer. */
+static char *decode_hex(const char *hex, size_t *len_out) {
+  size_t hex_len = strcmp(hex, "-") == 0 ? 0 : strlen(hex);
+  char *bytes = malloc(hex_len / 2 + 1);
+
+  assert_non_null(bytes);
+  assert_int_equal(hex_len % 2, 0);
+  for (size_t i = 0; i < hex_len / 2; i++) {
+    unsigned byte;
+    assert_int_equal(sscanf(hex + 2 * i, "%2x", &byte), 1);
+    bytes[i] = (char)byte;
+  }
+  bytes[hex_len / 2] = '\0';
+  *len_out = hex_len / 2;
+  return bytes;
+}
+
+/* Checks one corpus line. Returns NULL when it matches, else a message in
+ * the static buffer problem. */
+static const char *check_corpus_line(const char *kind, const char *input,
+                                     const char *expected, cp__bytes *out) {
+  static char problem[600];
+  size_t input_len;
+  size_t expected_len = 0;
+  char *bytes = NULL;
+  char *expected_bytes = NULL;
+  cJSON item = {0};
+  cJSON *value = NULL;
+  int r = 0;
+
+  out->len = 0;
+  problem[0] = '\0';
+  if (strcmp(kind, "number") == 0) {
+    uint64_t bits = strtoull(input, NULL, 16);
+    item.type = cJSON_Number;
+    memcpy(&item.valuedouble, &bits, sizeof bits);
+    r = cp__json_stringify(&item, out);
+    expected_bytes = strdup(expected);
+    expected_len = strlen(expected);
+  } else if (strcmp(kind, "string") == 0) {
+    bytes = decode_hex(input, &input_len);
+    item.type = cJSON_String;
+    item.valuestring = bytes;
+    r = cp__json_stringify(&item, out);
+    expected_bytes = decode_hex(expected, &expected_len);
+  } else if (strcmp(kind, "parse") == 0) {
+    int expected_r = 0;
+    bytes = decode_hex(input, &input_len);
+    if (strcmp(expected, "invalid") == 0)
+      expected_r = CP_ERR_IPC_INVALID_JSON;
+    else if (strcmp(expected, "unsupported") == 0)
+      expected_r = CP_ERR_IPC_UNSUPPORTED_VALUE;
+    else
+      expected_bytes = decode_hex(expected, &expected_len);
+
+    r = cp__json_parse(bytes, input_len, &value);
+    if (r == 0 && expected_r == 0)
+      r = cp__json_stringify(value, out);
+    else if (r != expected_r)
+      snprintf(problem, sizeof problem, "parse returned %d, expected %d", r,
+               expected_r);
+    r = 0;
+    cJSON_Delete(value);
+  } else {
+    snprintf(problem, sizeof problem, "unknown kind");
+  }
+
+  if (problem[0] == '\0' && r != 0)
+    snprintf(problem, sizeof problem, "returned %d", r);
+  else if (problem[0] == '\0' && expected_bytes != NULL &&
+           (out->len != expected_len ||
+            memcmp(out->data, expected_bytes, expected_len) != 0))
+    snprintf(problem, sizeof problem, "wrote \"%.*s\"",
+             (int)(out->len > 300 ? 300 : out->len), out->data);
+
+  free(bytes);
+  free(expected_bytes);
+  return problem[0] == '\0' ? NULL : problem;
+}
+
+static void json_matches_node_corpus(void **state) {
+  const char *command = "timeout 60 node " CP_TEST_SOURCE_DIR "/json_corpus.js";
+  cp__bytes out = {NULL, 0, 0};
+  char *line = NULL;
+  size_t line_size = 0;
+  size_t checked = 0;
+  size_t failed = 0;
+  FILE *node;
+  (void)state;
+
+  if (system("command -v node >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "skipped: node is not on PATH\n");
+    skip();
+  }
+
+  node = popen(command, "r");
+  assert_non_null(node);
+  while (getline(&line, &line_size, node) > 0) {
+    char kind[16];
+    char *input = malloc(strlen(line) + 1);
+    char *expected = malloc(strlen(line) + 1);
+    const char *problem;
+
+    assert_non_null(input);
+    assert_non_null(expected);
+    if (sscanf(line, "%15s %s %s", kind, input, expected) != 3)
+      fail_msg("malformed corpus line: %s", line);
+
+    problem = check_corpus_line(kind, input, expected, &out);
+    checked++;
+    if (problem != NULL && ++failed <= 20)
+      fprintf(stderr, "mismatch: %s %s (Node: %s): %s\n", kind,
+              strlen(input) > 200 ? "(long input)" : input,
+              strlen(expected) > 200 ? "(long)" : expected, problem);
+    free(input);
+    free(expected);
+  }
+  free(line);
+  cp__bytes_free(&out);
+
+  assert_int_equal(pclose(node), 0);
+  fprintf(stderr, "checked %zu corpus lines from node\n", checked);
+  assert_true(checked > 20000);
+  assert_int_equal(failed, 0);
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(json_stringify_numbers_as_node),
+      cmocka_unit_test(json_stringify_strings_as_node),
+      cmocka_unit_test(json_stringify_structures),
+      cmocka_unit_test(json_stringify_duplicate_keys_kept),
+      cmocka_unit_test(json_stringify_raw_compacted),
+      cmocka_unit_test(json_stringify_rejects_invalid_values),
+      cmocka_unit_test(json_stringify_nesting_limit),
+      cmocka_unit_test(json_stringify_cycle_rejected),
+      cmocka_unit_test(json_parse_message),
+      cmocka_unit_test(json_parse_whitespace_and_empty),
+      cmocka_unit_test(json_parse_stops_at_length),
+      cmocka_unit_test(json_parse_invalid_utf8),
+      cmocka_unit_test(json_parse_raw_control_characters),
+      cmocka_unit_test(json_parse_escapes),
+      cmocka_unit_test(json_parse_nul_escape_unsupported),
+      cmocka_unit_test(json_parse_lone_surrogates_unsupported),
+      cmocka_unit_test(json_parse_nesting_limit),
+      cmocka_unit_test(json_parse_number_syntax),
+      cmocka_unit_test(json_parse_numbers_as_json_parse),
+      cmocka_unit_test(json_parse_long_numbers),
+      cmocka_unit_test(json_parse_duplicate_keys_last_wins),
+      cmocka_unit_test(json_parse_array_index_keys_first),
+      cmocka_unit_test(json_parse_large_objects),
+      cmocka_unit_test(json_parse_structure_errors),
+      cmocka_unit_test(json_is_internal_as_node),
+      cmocka_unit_test(json_bytes_reserve_and_append),
+      cmocka_unit_test(json_matches_node_corpus),
+  };
+
+  cmocka_set_test_filter(argc > 1 ? argv[1] : NULL);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
