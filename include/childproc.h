@@ -750,6 +750,11 @@ typedef struct cp_buffer {
 /* A max_buffer without a limit, Node's `maxBuffer: Infinity`. */
 #define CP_MAX_BUFFER_UNLIMITED SIZE_MAX
 
+/* A max_buffer of no bytes at all, Node's exec `maxBuffer: 0`: any output
+ * is an error. (0 itself means the default, so that zeroed options are
+ * Node's defaults.) */
+#define CP_MAX_BUFFER_NONE (SIZE_MAX - 1)
+
 typedef struct cp_exec_options {
   /*
    * The options of cp_spawn(): cwd, env, argv0, detached, uid and gid,
@@ -769,7 +774,8 @@ typedef struct cp_exec_options {
   const char *encoding;
 
   /* The maximum number of bytes each of stdout and stderr may write. 0
-   * means CP_MAX_BUFFER_DEFAULT, and CP_MAX_BUFFER_UNLIMITED no limit. */
+   * means CP_MAX_BUFFER_DEFAULT, CP_MAX_BUFFER_UNLIMITED no limit, and
+   * CP_MAX_BUFFER_NONE no output at all. */
   size_t max_buffer;
 } cp_exec_options;
 
@@ -894,8 +900,8 @@ typedef struct cp_spawn_sync_options {
    * is killed with kill_signal, every pipe is closed, and the result's
    * error is -ENOBUFS. The output keeps exactly the first max_buffer
    * bytes, where Node may keep up to one 64 KiB read more. 0 means
-   * CP_MAX_BUFFER_DEFAULT (Node's 0 means no limit), and
-   * CP_MAX_BUFFER_UNLIMITED no limit. */
+   * CP_MAX_BUFFER_DEFAULT (Node's 0 means no limit here),
+   * CP_MAX_BUFFER_UNLIMITED no limit, and CP_MAX_BUFFER_NONE no output. */
   size_t max_buffer;
 } cp_spawn_sync_options;
 

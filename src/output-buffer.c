@@ -25,7 +25,9 @@ int cp__output_parse_encoding(const char *name, cp__encoding null_default,
 }
 
 size_t cp__output_max_buffer(size_t option) {
-  return option == 0 ? CP_MAX_BUFFER_DEFAULT : option;
+  if (option == 0)
+    return CP_MAX_BUFFER_DEFAULT;
+  return option == CP_MAX_BUFFER_NONE ? 0 : option;
 }
 
 void cp__output_init(cp__output *output) { *output = (cp__output){0}; }

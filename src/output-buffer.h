@@ -35,7 +35,8 @@ typedef struct cp__output_limit {
 int cp__output_parse_encoding(const char *name, cp__encoding null_default,
                               cp__encoding *out);
 
-/* Resolves a max_buffer option: 0 gives CP_MAX_BUFFER_DEFAULT. */
+/* Resolves a max_buffer option: 0 gives CP_MAX_BUFFER_DEFAULT and
+ * CP_MAX_BUFFER_NONE gives 0. */
 size_t cp__output_max_buffer(size_t option);
 
 void cp__output_init(cp__output *output);

@@ -487,6 +487,23 @@ static void exec_max_buffer_unlimited(void **state) {
                      3000000, 0);
 }
 
+/* Node's maxBuffer 0: no output is allowed, and a silent command passes. */
+static void exec_max_buffer_none_rejects_any_output(void **state) {
+  cp_exec_options options = {.max_buffer = CP_MAX_BUFFER_NONE};
+  outcome result = {0};
+
+  (void)state;
+  check_within_limit("true", CP_MAX_BUFFER_NONE, 0, 0);
+
+  run_exec("printf x; exec sleep 30", NULL, NULL, &options, &result);
+  assert_true(result.failed);
+  assert_int_equal(result.code, CP_ERR_CHILD_PROCESS_STDIO_MAXBUFFER);
+  assert_true(result.killed);
+  assert_int_equal(result.out_len, 0);
+  outcome_free(&result);
+  assert_no_child_left();
+}
+
 static void exec_max_buffer_kill_signal(void **state) {
   (void)state;
   check_past_limit("head -c 101 /dev/zero; exec sleep 30", 100, "stdout",
@@ -1097,6 +1114,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(exec_max_buffer_counts_streams_apart),
       cmocka_unit_test(exec_max_buffer_default_is_1mib),
       cmocka_unit_test(exec_max_buffer_unlimited),
+      cmocka_unit_test(exec_max_buffer_none_rejects_any_output),
       cmocka_unit_test(exec_max_buffer_kill_signal),
       cmocka_unit_test(exec_max_buffer_cut_keeps_whole_characters),
       cmocka_unit_test(exec_timeout_kills_child),

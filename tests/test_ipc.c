@@ -185,8 +185,8 @@ static void fork_c_echo_worker_keeps_order(void **state) {
 static void fork_node_child_round_trips_values(void **state) {
   static const char *const texts[] = {
       "\"hello\"", "42", "-0.5", "1e+21", "null", "true", "[1,\"x\",{\"a\":[]}]",
-      "{\"s\":\"\xc3\xbcn\xc3\xaf\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x80\xa8"
-      "\xe2\x80\xa9\\n\\\"\\\\\"}",
+      ("{\"s\":\"\xc3\xbcn\xc3\xaf\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x80\xa8"
+       "\xe2\x80\xa9\\n\\\"\\\\\"}"),
   };
   enum { COUNT = sizeof(texts) / sizeof(texts[0]) };
   const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", NULL};
