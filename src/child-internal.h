@@ -7,6 +7,7 @@
 #include "channel.h"
 #include "child.h"
 #include "emitter.h"
+#include "message-queue.h"
 
 /* What the kill timer is waiting for. */
 typedef enum cp__kill_stage {
@@ -42,6 +43,10 @@ struct cp_child {
   cp_stream **stdio; /* owned array; entries NULL where not a pipe */
   cp__channel *channel; /* owned; NULL without a CP_STDIO_IPC entry */
   bool channel_closed;  /* the channel's close event has run */
+  /* Messages that came while nobody listened for MESSAGE, as Node keeps
+   * them; replayed by replay_timer once a listener is added. */
+  cp__message_queue unheard;
+  uv_timer_t replay_timer;
   size_t stdio_count;
   size_t closes_needed; /* streams past stdin (all readable) not closed yet */
 
@@ -76,6 +81,7 @@ void cp__child_count_close(cp_child *child);
 
 /* child-ipc.c */
 int cp__child_open_channel(cp_child *child, int fd, size_t max_message_size);
+void cp__child_message_listener_added(cp_child *child);
 
 /* child-kill.c */
 int cp__child_signal(cp_child *child, int signum, bool group);

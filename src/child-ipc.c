@@ -26,18 +26,56 @@ cJSON *cp_event_take_message(const cp_event *event) {
   return event->message;
 }
 
-static void on_channel_message(cp__channel *channel, cJSON *value,
-                               bool internal, bool *taken, void *data) {
-  cp_child *child = data;
+/* Emits one message; returns whether a listener took the value. */
+static bool emit_message(cp_child *child, cJSON *value, bool internal) {
   message_delivery delivery = {.taken = false};
 
-  (void)channel;
   cp__child_emit(child, &(cp_event){.type = internal
                                                 ? CP_EVENT_INTERNAL_MESSAGE
                                                 : CP_EVENT_MESSAGE,
                                     .message = value,
                                     .internal_ = &delivery});
-  *taken = delivery.taken;
+  return delivery.taken;
+}
+
+static bool has_message_listener(const cp_child *child) {
+  return cp__emitter_count(&child->emitter, CP_EVENT_MESSAGE) > 0;
+}
+
+/* As Node, a message nobody listens for yet is kept for the first MESSAGE
+ * listener, and later ones queue behind it to keep the order. */
+static void on_channel_message(cp__channel *channel, cJSON *value,
+                               bool internal, bool *taken, void *data) {
+  cp_child *child = data;
+
+  (void)channel;
+  if (!internal && (!has_message_listener(child) || child->unheard.head)) {
+    if (cp__message_queue_push(&child->unheard, value) == 0) {
+      *taken = true;
+      return;
+    }
+  }
+  *taken = emit_message(child, value, internal);
+}
+
+static void replay_cb(uv_timer_t *timer) {
+  cp_child *child = timer->data;
+  cJSON *value;
+
+  cp__child_hold(child);
+  while (!child->close_emitted && has_message_listener(child) &&
+         (value = cp__message_queue_shift(&child->unheard)) != NULL) {
+    if (!emit_message(child, value, false))
+      cJSON_Delete(value);
+  }
+  cp__child_unhold(child);
+}
+
+/* Replays the kept messages on the next loop iteration, as Node does on
+ * the next tick, so the caller can add its other listeners first. */
+void cp__child_message_listener_added(cp_child *child) {
+  if (child->unheard.head != NULL && !child->handles_closing)
+    uv_timer_start(&child->replay_timer, replay_cb, 0, 0);
 }
 
 static void on_channel_error(cp__channel *channel, int error,

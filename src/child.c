@@ -33,15 +33,18 @@ cp_child *cp__child_new(uv_loop_t *loop) {
 
   uv_timer_init(loop, &child->next_tick);
   uv_timer_init(loop, &child->kill_timer);
+  uv_timer_init(loop, &child->replay_timer);
   child->next_tick.data = child;
   child->kill_timer.data = child;
-  child->handles_open = 2;
+  child->replay_timer.data = child;
+  child->handles_open = 3;
   return child;
 }
 
 static void free_memory(cp_child *child) {
   if (child->channel != NULL)
     cp__channel_free(child->channel);
+  cp__message_queue_free(&child->unheard);
 
   for (size_t i = 0; i < child->stdio_count; i++) {
     if (child->stdio[i] != NULL)
@@ -106,6 +109,7 @@ static void close_handles(cp_child *child) {
   child->handles_closing = true;
   close_handle(child, (uv_handle_t *)&child->next_tick);
   close_handle(child, (uv_handle_t *)&child->kill_timer);
+  close_handle(child, (uv_handle_t *)&child->replay_timer);
   if (child->pidfd >= 0)
     close_handle(child, (uv_handle_t *)&child->exit_poll);
   if (child->use_sigchld)
@@ -334,20 +338,27 @@ static bool is_child_event(cp_event_type type) {
   }
 }
 
-int cp_child_on(cp_child *child, cp_event_type type, cp_child_listener fn,
-                void *data) {
+static int add_listener(cp_child *child, cp_event_type type,
+                        cp_child_listener fn, void *data, bool once) {
+  int r;
+
   if (child == NULL || fn == NULL || !is_child_event(type))
     return CP_ERR_INVALID_ARG_VALUE;
-  return cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data,
-                         false);
+
+  r = cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data, once);
+  if (r == 0 && type == CP_EVENT_MESSAGE)
+    cp__child_message_listener_added(child);
+  return r;
+}
+
+int cp_child_on(cp_child *child, cp_event_type type, cp_child_listener fn,
+                void *data) {
+  return add_listener(child, type, fn, data, false);
 }
 
 int cp_child_once(cp_child *child, cp_event_type type, cp_child_listener fn,
                   void *data) {
-  if (child == NULL || fn == NULL || !is_child_event(type))
-    return CP_ERR_INVALID_ARG_VALUE;
-  return cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data,
-                         true);
+  return add_listener(child, type, fn, data, true);
 }
 
 int cp_child_off(cp_child *child, cp_event_type type, cp_child_listener fn,

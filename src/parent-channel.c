@@ -9,6 +9,7 @@
 #include "channel.h"
 #include "emitter.h"
 #include "io.h"
+#include "message-queue.h"
 
 struct cp_channel {
   uv_loop_t *loop;
@@ -16,7 +17,13 @@ struct cp_channel {
   cp__channel *channel; /* owned */
   bool closed;          /* CLOSE emitted */
   bool released;
+  bool freeing;   /* replay_timer is closing, then the memory goes */
   unsigned holds; /* emits in progress, which may release the channel */
+
+  /* Messages that came while nobody listened for MESSAGE, as Node keeps
+   * them; replayed by replay_timer once a listener is added. */
+  cp__message_queue unheard;
+  uv_timer_t replay_timer;
 
   /* Node's rule: referenced while a MESSAGE, INTERNAL_MESSAGE or DISCONNECT
    * listener exists, until ref() or unref() is called explicitly. */
@@ -32,13 +39,22 @@ static void invoke_channel_listener(cp__listener_fn fn, void *object,
   ((cp_channel_listener)fn)(object, event, data);
 }
 
-static void maybe_free(cp_channel *channel) {
-  if (!channel->released || !channel->closed || channel->holds > 0)
-    return;
+static void free_memory(uv_handle_t *handle) {
+  cp_channel *channel = handle->data;
 
   cp__channel_free(channel->channel);
+  cp__message_queue_free(&channel->unheard);
   cp__emitter_free(&channel->emitter);
   free(channel);
+}
+
+static void maybe_free(cp_channel *channel) {
+  if (!channel->released || !channel->closed || channel->holds > 0 ||
+      channel->freeing)
+    return;
+
+  channel->freeing = true;
+  uv_close((uv_handle_t *)&channel->replay_timer, free_memory);
 }
 
 static bool keeps_alive(cp_event_type type) {
@@ -84,16 +100,49 @@ typedef struct message_delivery {
   bool taken;
 } message_delivery;
 
-static void on_message(cp__channel *raw, cJSON *value, bool internal,
-                       bool *taken, void *data) {
+/* Emits one message; returns whether a listener took the value. */
+static bool emit_message(cp_channel *channel, cJSON *value, bool internal) {
   message_delivery delivery = {.taken = false};
 
+  emit(channel, &(cp_event){.type = internal ? CP_EVENT_INTERNAL_MESSAGE
+                                             : CP_EVENT_MESSAGE,
+                            .message = value,
+                            .internal_ = &delivery});
+  return delivery.taken;
+}
+
+static bool has_message_listener(const cp_channel *channel) {
+  return cp__emitter_count(&channel->emitter, CP_EVENT_MESSAGE) > 0;
+}
+
+/* As Node, a message nobody listens for yet is kept for the first MESSAGE
+ * listener, and later ones queue behind it to keep the order. */
+static void on_message(cp__channel *raw, cJSON *value, bool internal,
+                       bool *taken, void *data) {
+  cp_channel *channel = data;
+
   (void)raw;
-  emit(data, &(cp_event){.type = internal ? CP_EVENT_INTERNAL_MESSAGE
-                                          : CP_EVENT_MESSAGE,
-                         .message = value,
-                         .internal_ = &delivery});
-  *taken = delivery.taken;
+  if (!internal && (!has_message_listener(channel) || channel->unheard.head)) {
+    if (cp__message_queue_push(&channel->unheard, value) == 0) {
+      *taken = true;
+      return;
+    }
+  }
+  *taken = emit_message(channel, value, internal);
+}
+
+static void replay_cb(uv_timer_t *timer) {
+  cp_channel *channel = timer->data;
+  cJSON *value;
+
+  channel->holds++;
+  while (has_message_listener(channel) &&
+         (value = cp__message_queue_shift(&channel->unheard)) != NULL) {
+    if (!emit_message(channel, value, false))
+      cJSON_Delete(value);
+  }
+  channel->holds--;
+  maybe_free(channel);
 }
 
 static void on_error(cp__channel *raw, int error, const char *syscall,
@@ -163,6 +212,13 @@ static int check_socket(int fd) {
   return S_ISSOCK(st.st_mode) ? 0 : -EBADF;
 }
 
+static void free_after_failed_open(uv_handle_t *handle) {
+  cp_channel *channel = handle->data;
+
+  cp__emitter_free(&channel->emitter);
+  free(channel);
+}
+
 int cp_parent_channel_open(uv_loop_t *loop, cp_channel **channel_out) {
   cp_channel *channel;
   int fd;
@@ -196,10 +252,15 @@ int cp_parent_channel_open(uv_loop_t *loop, cp_channel **channel_out) {
   }
   channel->loop = loop;
   cp__emitter_init(&channel->emitter, channel, invoke_channel_listener);
+  uv_timer_init(loop, &channel->replay_timer);
+  channel->replay_timer.data = channel;
 
   r = cp__channel_open(loop, fd, &channel_events, channel, &channel->channel);
   if (r < 0) {
-    free(channel);
+    /* NOTE: the timer handle needs a loop run to close; until then the
+     * memory stays. */
+    channel->freeing = true;
+    uv_close((uv_handle_t *)&channel->replay_timer, free_after_failed_open);
     return r;
   }
   apply_ref(channel, false);
@@ -220,9 +281,15 @@ static int add_listener(cp_channel *channel, cp_event_type type,
 
   r = cp__emitter_add(&channel->emitter, type, (cp__listener_fn)fn, data,
                       once);
-  if (r == 0)
-    update_ref(channel);
-  return r;
+  if (r < 0)
+    return r;
+
+  update_ref(channel);
+  /* Replayed on the next loop iteration, as Node does on the next tick. */
+  if (type == CP_EVENT_MESSAGE && channel->unheard.head != NULL &&
+      !channel->freeing)
+    uv_timer_start(&channel->replay_timer, replay_cb, 0, 0);
+  return 0;
 }
 
 int cp_channel_on(cp_channel *channel, cp_event_type type,

@@ -31,6 +31,7 @@ typedef struct ipc_record {
   int error;
   int close_count;
   int exit_code;
+  int internal_count;
   bool disconnect_on_count; /* disconnect once expected messages arrived */
   size_t expected;
 } ipc_record;
@@ -268,6 +269,77 @@ static void messages_sent_before_exit_precede_exit(void **state) {
   finish(&loop, child, &record);
 }
 
+/* Counts the child's echo notices; after the third, the three echoes have
+ * arrived with no MESSAGE listener, and one is added. */
+static void add_listener_after_echoes(cp_child *child, const cp_event *event,
+                                      void *data) {
+  ipc_record *record = data;
+
+  (void)event;
+  if (++record->internal_count != 3)
+    return;
+  assert_int_equal(record->message_count, 0);
+  record->disconnect_on_count = true;
+  record->expected = 3;
+  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, on_message, record),
+                   0);
+}
+
+/* As in Node, messages that come before any MESSAGE listener are kept and
+ * delivered, in order, once one is added. */
+static void messages_before_listener_are_kept(void **state) {
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js",
+                              "notify", NULL};
+  cp_fork_options options = {.exec_path = "node"};
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+  record.messages = cJSON_CreateArray();
+  assert_int_equal(cp_child_on(child, CP_EVENT_INTERNAL_MESSAGE,
+                               add_listener_after_echoes, &record),
+                   0);
+  assert_int_equal(cp_child_on(child, CP_EVENT_CLOSE, on_event, &record), 0);
+  send_numbered(child, 3);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_in_order(&record, 3);
+  assert_int_equal(record.close_count, 1);
+  finish(&loop, child, &record);
+}
+
+/* The same rule in a childproc child: cp-ipc-late adds its MESSAGE
+ * listener only on the internal message that follows three messages. */
+static void child_side_keeps_messages_before_listener(void **state) {
+  static const char go[] = "{\"cmd\":\"NODE_TEST_GO\"}";
+  uv_loop_t loop;
+  ipc_record record = {.disconnect_on_count = true, .expected = 3};
+  cp_child *child;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(
+      cp_fork(&loop, cp_test_helper_path("cp-ipc-late"), NULL, NULL, &child),
+      0);
+  watch(child, &record);
+  send_numbered(child, 3);
+  assert_int_equal(
+      cp_child_send_json(child, go, sizeof(go) - 1, NULL, NULL), 1);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_in_order(&record, 3);
+  assert_int_equal(record.exit_code, 0);
+  assert_int_equal(record.close_count, 1);
+  finish(&loop, child, &record);
+}
+
 static void on_send_status(cp_child *child, int status, void *data) {
   (void)child;
   *(int *)data = status;
@@ -389,6 +461,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(fork_node_child_round_trips_values),
       cmocka_unit_test(node_parent_talks_to_c_child),
       cmocka_unit_test(messages_sent_before_exit_precede_exit),
+      cmocka_unit_test(messages_before_listener_are_kept),
+      cmocka_unit_test(child_side_keeps_messages_before_listener),
       cmocka_unit_test(send_after_disconnect_fails_with_channel_closed),
       cmocka_unit_test(send_without_channel_fails_with_channel_closed),
       cmocka_unit_test(fork_rejects_bad_stdio),

@@ -1,7 +1,9 @@
 // A Node.js child for the IPC tests: sends back every message and every
 // internal message it receives, then exits when the channel disconnects.
 // With the arguments "burst N", it sends N numbered messages and exits as
-// soon as the last one is written, before the parent has read them.
+// soon as the last one is written, before the parent has read them. With
+// "notify", each echo is followed by the internal message
+// {"cmd":"NODE_TEST_ECHOED"}.
 'use strict';
 
 const mode = process.argv[2];
@@ -11,7 +13,10 @@ if (mode === 'burst') {
   for (let seq = 0; seq < count - 1; seq++) process.send({ seq, data: 'x'.repeat(4096) });
   process.send({ seq: count - 1, data: 'x'.repeat(4096) }, () => process.exit(0));
 } else {
-  process.on('message', (message) => process.send(message));
+  process.on('message', (message) => {
+    process.send(message);
+    if (mode === 'notify') process.send({ cmd: 'NODE_TEST_ECHOED' });
+  });
   process.on('internalMessage', (message) => {
     if (typeof message.cmd === 'string' && message.cmd.startsWith('NODE_T'))
       process.send({ internal: message });

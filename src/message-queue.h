@@ -1,0 +1,24 @@
+/* Messages that arrived before anyone listened for them. */
+#ifndef CP_MESSAGE_QUEUE_H
+#define CP_MESSAGE_QUEUE_H
+
+#include <cjson/cJSON.h>
+
+typedef struct cp__queued_message cp__queued_message;
+
+/* A FIFO of message values, each owned by the queue while in it. */
+typedef struct cp__message_queue {
+  cp__queued_message *head;
+  cp__queued_message *tail;
+} cp__message_queue;
+
+/* Appends value, taking it. Returns 0, or -ENOMEM and value untaken. */
+int cp__message_queue_push(cp__message_queue *queue, cJSON *value);
+
+/* Removes and returns the oldest value, now the caller's, or NULL. */
+cJSON *cp__message_queue_shift(cp__message_queue *queue);
+
+/* Frees every value still queued. */
+void cp__message_queue_free(cp__message_queue *queue);
+
+#endif
