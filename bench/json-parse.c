@@ -67,8 +67,8 @@ static const char float_message[] =
  * that depends on every result, so the compiler cannot drop the work. */
 typedef uint64_t (*benchmark_fn)(size_t count);
 
-static void fail(const char *what) {
-  fprintf(stderr, "json-parse: %s failed\n", what);
+static void fail(const char *operation) {
+  fprintf(stderr, "json-parse: %s failed\n", operation);
   exit(1);
 }
 

@@ -74,7 +74,8 @@ extern "C" {
   XX(IPC_INVALID_UTF8, "a message from the peer is not valid UTF-8")        \
   XX(IPC_MESSAGE_TOO_LARGE, "a message is larger than the maximum size")    \
   XX(IPC_UNSUPPORTED_VALUE,                                                  \
-     "a message holds a string with U+0000, which C strings cannot hold")    \
+     "a message holds a value C cannot represent: U+0000 or a lone "         \
+     "surrogate in a string, or nesting deeper than 1000")                   \
   XX(IPC_UNSUPPORTED_SERIALIZATION,                                          \
      "only the json serialization is supported")                            \
   XX(CHILD_PROCESS_STDIO_MAXBUFFER, "stdout or stderr passed maxBuffer")     \

@@ -142,7 +142,7 @@ static const double powers_of_ten[] = {
 };
 
 /*
- * Finds the digits of x (positive, not an integer) when x is the double
+ * Finds the digits of x (positive, finite) when x is the double
  * nearest to i / 10^j for an integer i below 2^52 and j <= 22: numbers
  * with few decimal places. Returns false otherwise.
  *
@@ -192,8 +192,8 @@ static bool short_decimal(double x, decimal *d) {
  * 17, which always read back (DBL_DECIMAL_DIG).
  *
  * The closest candidate of a given length reads back whenever any does,
- * except at a power of two: there the doubles below x are twice as close
- * as those above, so the closest candidate may fall short below x while
+ * except at a power of two. There the doubles below x are twice as close
+ * as those above. So the closest candidate may fall short below x while
  * the next one above still reads back.
  */
 static void shortest_decimal(double x, decimal *d) {

@@ -104,7 +104,9 @@ static bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
  * byte is 0x80 or above, or 0 when the sequence is invalid. Invalid are a
  * stray continuation byte, an overlong form (C0, C1, E0 80-9F, F0 80-8F),
  * a UTF-16 surrogate (ED A0-BF), a code point above U+10FFFF (F4 90 and
- * up, F5-FF), and a sequence longer than avail.
+ * up, F5-FF), and a sequence longer than avail. Bytes are read in order
+ * and reading stops at the first bad one, so that a NUL-terminated string
+ * may pass avail 4.
  */
 static size_t utf8_sequence_length(const unsigned char *p, size_t avail) {
   unsigned char c = p[0];
@@ -973,25 +975,28 @@ static size_t escape_byte(unsigned char c, char escape[6]) {
   return 2;
 }
 
+/* Byte by byte rather than with skip_plain_string_bytes(): that needs the
+ * length first, and strlen costs more than it saves on the short strings
+ * of typical messages. */
 static int write_string(const char *string, cp__bytes *out) {
   const unsigned char *p = (const unsigned char *)string;
-  const unsigned char *end;
   const unsigned char *run = p;
   int r;
 
   if (string == NULL)
     return CP_ERR_INVALID_ARG_VALUE;
-  end = p + strlen(string);
 
   r = append_byte(out, '"');
-  while (r == 0) {
+  while (r == 0 && *p != '\0') {
     char escape[6];
 
-    p = skip_plain_string_bytes(p, end);
-    if (p == end)
-      break;
+    if (is_plain_string_byte(*p)) {
+      p++;
+      continue;
+    }
     if (*p >= 0x80) {
-      size_t n = utf8_sequence_length(p, (size_t)(end - p));
+      /* The NUL stops the check before any byte past it is read. */
+      size_t n = utf8_sequence_length(p, 4);
       if (n == 0)
         return CP_ERR_INVALID_ARG_VALUE;
       p += n;

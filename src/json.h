@@ -31,14 +31,15 @@ void cp__bytes_free(cp__bytes *bytes);
  * alone accepts (leading zeros, "1.", control characters, a byte order
  * mark). text need not be NUL-terminated.
  *
- * The value matches the JavaScript object JSON.parse builds: numbers are
- * the nearest double at any length, as in JSON.parse (cJSON 1.7.15 as
- * released reads at most 63 characters of a number); a key given twice
- * keeps the first key's position and the last value (cJSON alone keeps
- * both members, and cJSON_GetObjectItem finds the first); keys that are
- * array indices ("0" to "4294967294" in canonical form) come first, in
- * ascending order, then the other keys in order. So cp__json_stringify()
- * of the value gives Node's JSON.stringify(JSON.parse(text)).
+ * The value matches the JavaScript object JSON.parse builds, so
+ * cp__json_stringify() of it gives Node's JSON.stringify(JSON.parse(text)):
+ * - Numbers are the nearest double at any length, as in JSON.parse. cJSON
+ *   1.7.15 as released reads at most 63 characters of a number.
+ * - A key given twice keeps the first key's position and the last value.
+ *   cJSON alone keeps both members, and cJSON_GetObjectItem finds the
+ *   first.
+ * - Keys that are array indices ("0" to "4294967294" in canonical form)
+ *   come first, in ascending order, then the other keys in order.
  *
  * Returns 0 and the value (the caller frees it with cJSON_Delete), or
  * without a value:
@@ -72,10 +73,11 @@ int cp__json_parse(const char *text, size_t len, cJSON **value_out);
  * a Node receiver then keeps the last value at the first key's position.
  *
  * Returns 0, -ENOMEM, or CP_ERR_INVALID_ARG_VALUE for a value that is not
- * valid JSON: invalid UTF-8 in a string or key, a NULL string or key, a
- * cJSON_Raw item that cp__json_parse() rejects, a cJSON_Invalid item, or
- * nesting deeper than CJSON_NESTING_LIMIT (which also stops a cyclic
- * value). On failure out->len is restored, so out holds no partial output.
+ * valid JSON. Invalid are: invalid UTF-8 in a string or key, a NULL string
+ * or key, a cJSON_Raw item that cp__json_parse() rejects, a cJSON_Invalid
+ * item, and nesting deeper than CJSON_NESTING_LIMIT, which also stops a
+ * cyclic value. On failure out->len is restored, so out contains no partial
+ * output.
  */
 int cp__json_stringify(const cJSON *value, cp__bytes *out);
 
