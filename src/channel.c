@@ -878,15 +878,6 @@ void cp__channel_read_dry(cp__channel *channel) {
     schedule(channel);
 }
 
-static int socket_error(int fd) {
-  int error = 0;
-  socklen_t len = sizeof(error);
-
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
-    return -errno;
-  return -error;
-}
-
 /*
  * libuv reports POLLERR as status UV_EBADF and stops the handle. A read or
  * a write then returns the real error (ECONNRESET, EPIPE) and handles it.
@@ -905,7 +896,7 @@ static void handle_poll_error(cp__channel *channel, int status) {
   if (progressed || channel->closing)
     return;
 
-  error = socket_error(channel->fd);
+  error = cp__socket_error(channel->fd);
   end_connection(channel, error != 0 ? error : status);
 }
 

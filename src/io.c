@@ -116,3 +116,12 @@ int cp__close(int fd) {
   errno = saved_errno;
   return -1;
 }
+
+int cp__socket_error(int fd) {
+  int error = 0;
+  socklen_t len = sizeof(error);
+
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+    return -errno;
+  return -error;
+}

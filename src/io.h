@@ -21,6 +21,10 @@ ssize_t cp__read(int fd, void *buf, size_t len);
 /* Sets or clears O_NONBLOCK. Returns 0 or a negative errno. */
 int cp__set_nonblock(int fd, bool nonblock);
 
+/* The pending error of a socket (SO_ERROR) as a negative errno, 0 when
+ * there is none; for a descriptor that is not a socket, -ENOTSOCK. */
+int cp__socket_error(int fd);
+
 /* close(2) that keeps errno and ignores fd < 0. Returns -1 for reuse as
  * `fd = cp__close(fd);`. */
 int cp__close(int fd);

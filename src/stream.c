@@ -193,15 +193,6 @@ void cp__stream_update_poll(cp_stream *stream) {
     uv_poll_start(&stream->poll, events, on_poll);
 }
 
-static int socket_error(int fd) {
-  int error = 0;
-  socklen_t len = sizeof(error);
-
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
-    return -errno;
-  return -error;
-}
-
 /*
  * libuv reports POLLERR as status UV_EBADF and stops the handle. On a pipe's
  * write end that means the reader is gone, on a socket a pending error: a
@@ -227,7 +218,7 @@ static void handle_poll_error(cp_stream *stream, int status) {
   /* NOTE: no test reaches this fallback; every POLLERR seen so far (EPIPE
    * on a pipe, ECONNRESET on a socket) was resolved by the attempts above. */
   if (stream->flags & CP__STREAM_SOCKET) {
-    int pending = socket_error(stream->fd);
+    int pending = cp__socket_error(stream->fd);
 
     if (pending != 0)
       error = pending;
