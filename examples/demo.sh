@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs each example program on this machine's own files and processes, with
-# a heading that describes what it shows. Takes about 3 seconds.
+# a heading that describes what it shows. Takes about 4 seconds.
 #
 # Usage: examples/demo.sh EXAMPLES_DIR
 #   EXAMPLES_DIR is the directory of the built examples: `make demo` passes
@@ -20,6 +20,8 @@ if [[ ! -d $1 ]]; then
 fi
 # Absolute, because the first example runs in another directory.
 examples_dir=$(cd "$1" && pwd)
+# The examples' sources, for the Node.js script that fork-node runs.
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 passed=0
 failed=0
@@ -89,6 +91,17 @@ run signals "$hash_file"
 heading "spawn_errors: a missing program, a file without execute permission" \
   "and bad working directories arrive as ERROR events, then CLOSE."
 run spawn_errors
+
+heading "worker-pool: 4 forked C workers each read files under /usr/include" \
+  "and send back byte and line counts and an FNV-1a hash over the IPC" \
+  "channel, with at most 2 jobs in flight per worker. -k kills worker 1" \
+  "halfway: its jobs in flight go to the others."
+run worker-pool -k /usr/include 4
+
+heading "fork-node: a C parent forks a Node.js script and exchanges messages" \
+  "with it (non-ASCII text, a nested object, an internal NODE_ message)," \
+  "then disconnects. Prints a note and passes when node is not installed."
+run fork-node "$script_dir/node/worker.js"
 
 printf '\ndemo: %d passed, %d failed\n' "$passed" "$failed"
 ((failed == 0))
