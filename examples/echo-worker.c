@@ -46,7 +46,6 @@ int main(void) {
   }
 
   cp_channel_on(channel, CP_EVENT_MESSAGE, on_message, NULL);
-  cp_channel_on(channel, CP_EVENT_INTERNAL_MESSAGE, on_message, NULL);
   cp_channel_on(channel, CP_EVENT_ERROR, on_error, NULL);
   cp_channel_on(channel, CP_EVENT_CLOSE, on_close, NULL);
 

@@ -22,7 +22,7 @@
  *   4. The parent sends one last message and calls cp_child_disconnect()
  *      at once. The queued message is still written before the channel
  *      closes. The script prints one line on its 'disconnect' event and
- *      exits, and the parent sees DISCONNECT, EXIT and CLOSE.
+ *      exits, and the parent receives DISCONNECT, EXIT and CLOSE.
  *
  * The script's stdout is this program's stdout, so its line appears among
  * ours. When `node` is not on PATH, the program says so and exits with 0.

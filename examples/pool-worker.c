@@ -142,10 +142,10 @@ static void on_message(cp_channel *channel, const cp_event *event, void *data) {
     exit(1);
   }
 
-  /* A write that fails later reaches on_error(), and the channel then
-   * closes. A reply that cannot even be queued would leave the parent
-   * waiting, so the worker exits, and the parent gives the job to
-   * another worker. */
+  /* A write that fails later, because the parent has gone, reaches
+   * on_error(). A reply that cannot even be queued would leave the parent
+   * waiting, so the worker exits, and the parent gives the job to another
+   * worker. */
   r = cp_channel_send(channel, reply, NULL, NULL, NULL, NULL);
   cJSON_Delete(reply);
   if (r < 0) {
@@ -176,8 +176,8 @@ int main(void) {
 
   if (r < 0) {
     fprintf(stderr,
-            "pool-worker: no IPC channel from a parent (%s); run it through "
-            "worker-pool\n",
+            "pool-worker: no IPC channel from a parent (%s). Run it through "
+            "worker-pool.\n",
             cp_strerror(r));
     return 2;
   }

@@ -448,8 +448,9 @@ int cp_child_terminate(cp_child *child, int signum, uint64_t grace_ms,
 
 /*
  * Node's ref() and unref(): an unref'd child, together with its stdio
- * streams and its timers, does not keep uv_run() alive. It is still reaped
- * whenever the loop runs.
+ * streams, its IPC channel and its timers, does not keep uv_run() alive.
+ * It is still reaped whenever the loop runs. Node's unref() leaves the
+ * streams and the channel referenced.
  */
 void cp_child_ref(cp_child *child);
 void cp_child_unref(cp_child *child);
@@ -560,9 +561,9 @@ typedef void (*cp_channel_listener)(cp_channel *channel, const cp_event *event,
  * channel (or it was opened already); -EBADF when the descriptor is not an
  * open socket; CP_ERR_IPC_UNSUPPORTED_SERIALIZATION for 'advanced'.
  *
- * As in Node, the channel keeps the loop alive only while it has a MESSAGE,
- * INTERNAL_MESSAGE or DISCONNECT listener, until cp_channel_ref() or
- * cp_channel_unref() is called, after which that call decides.
+ * As in Node, the channel keeps the loop alive only while it has a MESSAGE
+ * or DISCONNECT listener, until cp_channel_ref() or cp_channel_unref() is
+ * called, after which that call decides.
  */
 int cp_parent_channel_open(uv_loop_t *loop, cp_channel **channel_out);
 

@@ -604,6 +604,26 @@ int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
  * Reading: records
  * ------------------------------------------------------------------------ */
 
+/* Whether value is Node's {"cmd":"NODE_HANDLE", ...} envelope. */
+static bool is_handle_envelope(const cJSON *value) {
+  const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(value, "cmd");
+
+  return cJSON_IsString(cmd) && strcmp(cmd->valuestring, "NODE_HANDLE") == 0;
+}
+
+/*
+ * Refuses a handle the peer sent. A Node sender holds every later message
+ * until it gets an ACK or a NACK; after a NACK it retries three times and
+ * then moves on, so the channel does not stall.
+ * TODO: accept handles (the descriptor that came with the record) instead.
+ */
+static void refuse_handle(cp__channel *channel) {
+  static const char nack[] = "{\"cmd\":\"NODE_HANDLE_NACK\"}";
+
+  if (channel->connected)
+    cp__channel_send_raw(channel, nack, sizeof(nack) - 1, NULL, NULL);
+}
+
 /* Parses one record and emits it as a message, or emits the reason it is
  * not one. text may point into the partial buffer, which is released once
  * the record is parsed. */
@@ -618,6 +638,8 @@ static void deliver_record(cp__channel *channel, const char *text,
     emit_error(channel, r, NULL);
     return;
   }
+  if (is_handle_envelope(value))
+    refuse_handle(channel);
   if (channel->events.message == NULL) {
     cJSON_Delete(value);
     return;

@@ -25,8 +25,8 @@ struct cp_channel {
   cp__message_queue unheard;
   uv_timer_t replay_timer;
 
-  /* Node's rule: referenced while a MESSAGE, INTERNAL_MESSAGE or DISCONNECT
-   * listener exists, until ref() or unref() is called explicitly. */
+  /* Node's rule: referenced while a MESSAGE or DISCONNECT listener exists,
+   * until ref() or unref() is called explicitly. */
   bool referenced;
   bool explicit_ref;
 };
@@ -58,8 +58,7 @@ static void maybe_free(cp_channel *channel) {
 }
 
 static bool keeps_alive(cp_event_type type) {
-  return type == CP_EVENT_MESSAGE || type == CP_EVENT_INTERNAL_MESSAGE ||
-         type == CP_EVENT_DISCONNECT;
+  return type == CP_EVENT_MESSAGE || type == CP_EVENT_DISCONNECT;
 }
 
 static void apply_ref(cp_channel *channel, bool referenced) {
@@ -78,8 +77,6 @@ static void update_ref(cp_channel *channel) {
     return;
 
   wanted = cp__emitter_count(&channel->emitter, CP_EVENT_MESSAGE) > 0 ||
-           cp__emitter_count(&channel->emitter, CP_EVENT_INTERNAL_MESSAGE) >
-               0 ||
            cp__emitter_count(&channel->emitter, CP_EVENT_DISCONNECT) > 0;
   if (wanted != channel->referenced)
     apply_ref(channel, wanted);
@@ -269,7 +266,8 @@ int cp_parent_channel_open(uv_loop_t *loop, cp_channel **channel_out) {
 }
 
 static bool is_channel_event(cp_event_type type) {
-  return keeps_alive(type) || type == CP_EVENT_ERROR || type == CP_EVENT_CLOSE;
+  return keeps_alive(type) || type == CP_EVENT_INTERNAL_MESSAGE ||
+         type == CP_EVENT_ERROR || type == CP_EVENT_CLOSE;
 }
 
 static int add_listener(cp_channel *channel, cp_event_type type,

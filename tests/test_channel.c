@@ -811,6 +811,34 @@ static void channel_listener_disconnect_stops_delivery(void **state) {
   cp_test_loop_finish(&loop);
 }
 
+/* A NODE_HANDLE record gets a NACK, so a Node sender moves on instead of
+ * holding every later message; the envelope is still delivered. */
+static void channel_refuses_handle_with_nack(void **state) {
+  static const char nack[] = "{\"cmd\":\"NODE_HANDLE_NACK\"}\n";
+  uv_loop_t loop;
+  test_endpoint a = {0};
+  char buffer[64] = {0};
+  int raw;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  raw = open_raw(&loop, &a);
+  write_text(raw, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\","
+                  "\"msg\":{\"n\":1}}\n");
+  shutdown(raw, SHUT_WR);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_int_equal(a.messages, 1);
+  assert_true(a.internal[0]);
+  assert_int_equal(read(raw, buffer, sizeof(buffer) - 1),
+                   (ssize_t)sizeof(nack) - 1);
+  assert_string_equal(buffer, nack);
+  close(raw);
+
+  free_endpoint(&a);
+  cp_test_loop_finish(&loop);
+}
+
 /* ------------------------------------------------------------------------
  * Writing: backlog, callbacks, failures
  * ------------------------------------------------------------------------ */
@@ -1528,6 +1556,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(channel_disconnect_twice_fails),
       cmocka_unit_test(channel_queued_messages_flushed_before_disconnect),
       cmocka_unit_test(channel_listener_disconnect_stops_delivery),
+      cmocka_unit_test(channel_refuses_handle_with_nack),
       cmocka_unit_test(channel_send_returns_false_past_backlog_limit),
       cmocka_unit_test(channel_send_callbacks_report_outcome),
       cmocka_unit_test(channel_listener_sends_reply),

@@ -38,6 +38,8 @@ int main(void) {
   }
   cp_channel_on(channel, CP_EVENT_INTERNAL_MESSAGE, listen_on_go, NULL);
   cp_channel_on(channel, CP_EVENT_CLOSE, release_on_close, NULL);
+  /* As in Node, only MESSAGE and DISCONNECT listeners keep the loop alive. */
+  cp_channel_ref(channel);
   uv_run(loop, UV_RUN_DEFAULT);
   return uv_loop_close(loop) == 0 ? 0 : 1;
 }
