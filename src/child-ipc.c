@@ -6,13 +6,8 @@
 #include "child-internal.h"
 #include "json.h"
 
-/* Tells the listeners of a message event whether one of them took it. */
-typedef struct message_delivery {
-  bool taken;
-} message_delivery;
-
 cJSON *cp_event_take_message(const cp_event *event) {
-  message_delivery *delivery;
+  cp__message_delivery *delivery;
 
   if (event == NULL || event->internal_ == NULL ||
       (event->type != CP_EVENT_MESSAGE &&
@@ -28,7 +23,7 @@ cJSON *cp_event_take_message(const cp_event *event) {
 
 /* Emits one message; returns whether a listener took the value. */
 static bool emit_message(cp_child *child, cJSON *value, bool internal) {
-  message_delivery delivery = {.taken = false};
+  cp__message_delivery delivery = {.taken = false};
 
   cp__child_emit(child, &(cp_event){.type = internal
                                                 ? CP_EVENT_INTERNAL_MESSAGE

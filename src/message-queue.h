@@ -4,6 +4,14 @@
 
 #include <cjson/cJSON.h>
 
+#include <stdbool.h>
+
+/* What cp_event.internal_ points to for a message event: whether a
+ * listener took the value with cp_event_take_message(). */
+typedef struct cp__message_delivery {
+  bool taken;
+} cp__message_delivery;
+
 typedef struct cp__queued_message cp__queued_message;
 
 /* A FIFO of message values, each owned by the queue while in it. */

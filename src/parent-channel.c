@@ -92,14 +92,9 @@ static void emit(cp_channel *channel, const cp_event *event) {
   maybe_free(channel);
 }
 
-/* Only cp_event_take_message() reads internal_, as for a child's events. */
-typedef struct message_delivery {
-  bool taken;
-} message_delivery;
-
 /* Emits one message; returns whether a listener took the value. */
 static bool emit_message(cp_channel *channel, cJSON *value, bool internal) {
-  message_delivery delivery = {.taken = false};
+  cp__message_delivery delivery = {.taken = false};
 
   emit(channel, &(cp_event){.type = internal ? CP_EVENT_INTERNAL_MESSAGE
                                              : CP_EVENT_MESSAGE,
