@@ -340,6 +340,87 @@ static void child_side_keeps_messages_before_listener(void **state) {
   finish(&loop, child, &record);
 }
 
+/* 100,000 messages from a Node.js child arrive complete and in order. */
+static void node_child_messages_keep_order(void **state) {
+  enum { COUNT = 100000 };
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "count",
+                              "100000", NULL};
+  cp_fork_options options = {.exec_path = "node"};
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+  watch(child, &record);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_in_order(&record, COUNT);
+  assert_int_equal(record.exit_code, 0);
+  assert_int_equal(record.close_count, 1);
+  finish(&loop, child, &record);
+}
+
+/* Counts send callbacks; each must report success. */
+static void count_sent(cp_child *child, int status, void *data) {
+  (void)child;
+  assert_int_equal(status, 0);
+  (*(size_t *)data)++;
+}
+
+/* A Node.js child that reads nothing for a while: cp_child_send() returns
+ * 0 once more than 128 KiB wait, as Node's send() returns false, and
+ * nothing is lost once the child reads again. */
+static void send_backlog_with_slow_node_reader(void **state) {
+  enum { LIMIT = 200 };
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "sleep",
+                              "1500", NULL};
+  cp_fork_options options = {.exec_path = "node"};
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+  char *payload = malloc(16 * 1024 + 1);
+  size_t sent = 0;
+  size_t written = 0;
+  int r = 1;
+
+  (void)state;
+  if (!have_node()) {
+    free(payload);
+    skip();
+  }
+  assert_non_null(payload);
+  memset(payload, 'x', 16 * 1024);
+  payload[16 * 1024] = '\0';
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+  watch(child, &record);
+
+  while (r == 1 && sent < LIMIT) {
+    cJSON *message = numbered((int)sent);
+
+    cJSON_AddStringToObject(message, "pad", payload);
+    r = cp_child_send(child, message, NULL, NULL, count_sent, &written);
+    cJSON_Delete(message);
+    sent++;
+  }
+  /* The socket takes a few hundred KiB before anything queues here. */
+  assert_int_equal(r, 0);
+  assert_true(sent < LIMIT);
+
+  record.disconnect_on_count = true;
+  record.expected = sent;
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_int_equal(written, sent);
+  assert_in_order(&record, (int)sent);
+  free(payload);
+  finish(&loop, child, &record);
+}
+
 static void on_send_status(cp_child *child, int status, void *data) {
   (void)child;
   *(int *)data = status;
@@ -462,6 +543,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(node_parent_talks_to_c_child),
       cmocka_unit_test(messages_sent_before_exit_precede_exit),
       cmocka_unit_test(messages_before_listener_are_kept),
+      cmocka_unit_test(node_child_messages_keep_order),
+      cmocka_unit_test(send_backlog_with_slow_node_reader),
       cmocka_unit_test(child_side_keeps_messages_before_listener),
       cmocka_unit_test(send_after_disconnect_fails_with_channel_closed),
       cmocka_unit_test(send_without_channel_fails_with_channel_closed),

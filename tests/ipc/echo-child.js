@@ -3,16 +3,26 @@
 // With the arguments "burst N", it sends N numbered messages and exits as
 // soon as the last one is written, before the parent has read them. With
 // "notify", each echo is followed by the internal message
-// {"cmd":"NODE_TEST_ECHOED"}.
+// {"cmd":"NODE_TEST_ECHOED"}. With "count N", it sends N small numbered
+// messages and exits once the last is written. With "sleep MS", it blocks
+// for MS milliseconds before it starts echoing, so it reads nothing then.
 'use strict';
 
 const mode = process.argv[2];
 
-if (mode === 'burst') {
+if (mode === 'count') {
+  const count = Number(process.argv[3]);
+  for (let seq = 0; seq < count - 1; seq++) process.send({ seq, data: 'hello' });
+  process.send({ seq: count - 1, data: 'hello' }, () => process.exit(0));
+} else if (mode === 'burst') {
   const count = Number(process.argv[3]);
   for (let seq = 0; seq < count - 1; seq++) process.send({ seq, data: 'x'.repeat(4096) });
   process.send({ seq: count - 1, data: 'x'.repeat(4096) }, () => process.exit(0));
 } else {
+  if (mode === 'sleep') {
+    const until = Date.now() + Number(process.argv[3]);
+    while (Date.now() < until);
+  }
   process.on('message', (message) => {
     process.send(message);
     if (mode === 'notify') process.send({ cmd: 'NODE_TEST_ECHOED' });
