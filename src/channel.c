@@ -631,6 +631,7 @@ static void deliver_record(cp__channel *channel, const char *text,
                            size_t len) {
   cJSON *value = NULL;
   bool taken = false;
+  bool internal;
   int r = cp__json_parse(text, len, &value);
 
   release_partial(channel);
@@ -638,15 +639,16 @@ static void deliver_record(cp__channel *channel, const char *text,
     emit_error(channel, r, NULL);
     return;
   }
-  if (is_handle_envelope(value))
+  /* Only internal messages can be envelopes, and most messages are not. */
+  internal = cp__json_is_internal(value);
+  if (internal && is_handle_envelope(value))
     refuse_handle(channel);
   if (channel->events.message == NULL) {
     cJSON_Delete(value);
     return;
   }
 
-  channel->events.message(channel, value, cp__json_is_internal(value), &taken,
-                          channel->data);
+  channel->events.message(channel, value, internal, &taken, channel->data);
   if (!taken)
     cJSON_Delete(value);
 }
