@@ -612,12 +612,12 @@ static bool is_handle_envelope(const cJSON *value) {
 }
 
 /*
- * Refuses a handle the peer sent. A Node sender holds every later message
+ * Rejects a handle the peer sent. A Node sender holds every later message
  * until it gets an ACK or a NACK; after a NACK it retries three times and
  * then moves on, so the channel does not stall.
  * TODO: accept handles (the descriptor that came with the record) instead.
  */
-static void refuse_handle(cp__channel *channel) {
+static void reject_handle(cp__channel *channel) {
   static const char nack[] = "{\"cmd\":\"NODE_HANDLE_NACK\"}";
 
   if (channel->connected)
@@ -642,7 +642,7 @@ static void deliver_record(cp__channel *channel, const char *text,
   /* Only internal messages can be envelopes, and most messages are not. */
   internal = cp__json_is_internal(value);
   if (internal && is_handle_envelope(value))
-    refuse_handle(channel);
+    reject_handle(channel);
   if (channel->events.message == NULL) {
     cJSON_Delete(value);
     return;

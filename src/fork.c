@@ -41,16 +41,16 @@ static const char **exec_path_args(const cp_fork_options *options,
                                    const char *const *args) {
   size_t exec_count = count_args(options->exec_argv);
   size_t arg_count = count_args(args);
-  const char **all = calloc(exec_count + arg_count + 2, sizeof(*all));
+  const char **joined = calloc(exec_count + arg_count + 2, sizeof(*joined));
 
-  if (all == NULL)
+  if (joined == NULL)
     return NULL;
   for (size_t i = 0; i < exec_count; i++)
-    all[i] = options->exec_argv[i];
-  all[exec_count] = program;
+    joined[i] = options->exec_argv[i];
+  joined[exec_count] = program;
   for (size_t i = 0; i < arg_count; i++)
-    all[exec_count + 1 + i] = args[i];
-  return all;
+    joined[exec_count + 1 + i] = args[i];
+  return joined;
 }
 
 int cp_fork(uv_loop_t *loop, const char *program, const char *const *args,
