@@ -359,7 +359,7 @@ int cp_child_off(cp_child *child, cp_event_type type, cp_child_listener fn,
 
 /*
  * Releases the caller's interest in the child. The child keeps running, its
- * events are still emitted, and it is still reaped; the library frees it
+ * events are still emitted, and it is still reaped. The library frees it
  * once CP_EVENT_CLOSE has been emitted and its handles are closed. The
  * pointer, its streams and everything they returned stay valid inside the
  * child's and streams' listeners until then, and must not be used outside
@@ -375,9 +375,9 @@ uv_loop_t *cp_child_loop(const cp_child *child);
 pid_t cp_child_pid(const cp_child *child);
 
 /*
- * Node's exitCode: the exit status 0-255 once the child exited, the negative
- * error code after a failed spawn, otherwise -1 (Node's null; also when the
- * child was killed by a signal).
+ * Node's exitCode: the exit status 0-255 once the child exited, or the
+ * negative error code after a failed spawn. Otherwise it is -1, Node's null,
+ * which is also the value for a child killed by a signal.
  */
 int cp_child_exit_code(const cp_child *child);
 
@@ -705,13 +705,14 @@ int cp_stream_set_encoding(cp_stream *stream, const char *encoding);
  * written to dst; src pauses while dst is above its high-water mark and
  * resumes on dst's DRAIN, so memory stays bounded whatever the two
  * processes' speeds. When end is true, dst is ended when src ends. The link
- * is removed when either stream closes; when dst closes first and src is
+ * is removed when either stream closes. When dst closes first and src is
  * left with no destination and no DATA listener, src is destroyed, so the
- * writing child gets EPIPE or SIGPIPE as in a shell pipeline (Node leaves it
- * paused, and the child blocks on a full pipe). Also unlike Node, cp_stream_resume() on a
- * source that waits for a destination to drain does not read until it has
- * drained, and when the last link goes the source keeps flowing only if it
- * has a DATA listener and was not paused by the caller. Returns 0,
+ * writing child gets EPIPE or SIGPIPE as in a shell pipeline. Node leaves
+ * it paused, and the child blocks on a full pipe. Also unlike Node,
+ * cp_stream_resume() on a source that waits for a destination to drain
+ * does not read until it has drained, and when the last link goes the
+ * source keeps flowing only if it has a DATA listener and was not paused by
+ * the caller. Returns 0,
  * CP_ERR_STREAM_NOT_READABLE or CP_ERR_STREAM_NOT_WRITABLE.
  */
 int cp_stream_pipe(cp_stream *src, cp_stream *dst, bool end);

@@ -520,6 +520,20 @@ static int queue_record(cp__channel *channel, size_t backlog_before,
   return cp__channel_backlog(channel) < CP__CHANNEL_BACKLOG_LIMIT;
 }
 
+/* Ends the record just written to the output buffer with its newline and
+ * queues it, or, when writing it failed (r < 0), drops what it wrote. */
+static int end_record(cp__channel *channel, int r, size_t len_before,
+                      size_t backlog_before, cp__listener_fn cb,
+                      void *cb_data) {
+  if (r == 0)
+    r = cp__bytes_append(&channel->out, "\n", 1);
+  if (r < 0) {
+    channel->out.len = len_before;
+    return r;
+  }
+  return queue_record(channel, backlog_before, cb, cb_data);
+}
+
 int cp__channel_send(cp__channel *channel, const cJSON *value,
                      cp__listener_fn cb, void *cb_data) {
   size_t backlog_before;
@@ -540,13 +554,7 @@ int cp__channel_send(cp__channel *channel, const cJSON *value,
   backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   r = cp__json_stringify(value, &channel->out);
-  if (r == 0)
-    r = cp__bytes_append(&channel->out, "\n", 1);
-  if (r < 0) {
-    channel->out.len = len_before;
-    return r;
-  }
-  return queue_record(channel, backlog_before, cb, cb_data);
+  return end_record(channel, r, len_before, backlog_before, cb, cb_data);
 }
 
 /* Text for cp__channel_send_raw() must be one JSON value on one line. A
@@ -591,13 +599,7 @@ int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
   backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   r = cp__bytes_append(&channel->out, json, len);
-  if (r == 0)
-    r = cp__bytes_append(&channel->out, "\n", 1);
-  if (r < 0) {
-    channel->out.len = len_before;
-    return r;
-  }
-  return queue_record(channel, backlog_before, cb, cb_data);
+  return end_record(channel, r, len_before, backlog_before, cb, cb_data);
 }
 
 /* ------------------------------------------------------------------------
@@ -612,8 +614,8 @@ static bool is_handle_envelope(const cJSON *value) {
 }
 
 /*
- * Rejects a handle the peer sent. A Node sender holds every later message
- * until it gets an ACK or a NACK; after a NACK it retries three times and
+ * Rejects a handle the peer sent. A Node sender keeps every later message
+ * back until it gets an ACK or a NACK; after a NACK it retries three times and
  * then moves on, so the channel does not stall.
  * TODO: accept handles (the descriptor that came with the record) instead.
  */

@@ -37,20 +37,16 @@ static bool has_message_listener(const cp_child *child) {
   return cp__emitter_count(&child->emitter, CP_EVENT_MESSAGE) > 0;
 }
 
-/* As Node, a message nobody listens for yet is kept for the first MESSAGE
- * listener, and later ones queue behind it to keep the order. */
 static void on_channel_message(cp__channel *channel, cJSON *value,
                                bool internal, bool *taken, void *data) {
   cp_child *child = data;
 
   (void)channel;
-  if (!internal && (!has_message_listener(child) || child->unheard.head)) {
-    if (cp__message_queue_push(&child->unheard, value) == 0) {
-      *taken = true;
-      return;
-    }
-  }
-  *taken = emit_message(child, value, internal);
+  if (cp__message_queue_keep(&child->unheard, value, internal,
+                             has_message_listener(child)))
+    *taken = true;
+  else
+    *taken = emit_message(child, value, internal);
 }
 
 static void replay_cb(uv_timer_t *timer) {

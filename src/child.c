@@ -182,8 +182,8 @@ void cp__child_stream_closed(cp_child *child, cp_stream *stream) {
   cp__child_unhold(child);
 }
 
-/* What follows the end of the process, or the failure to start it:
- * stdin is destroyed and unread output drained, as Node does. */
+/* Destroys stdin and drains unread output once the process ended or failed
+ * to start, as Node does, then checks whether CLOSE is due. */
 static void finish_process(cp_child *child) {
   cp_stream *stdin_stream = cp_child_stdin(child);
 

@@ -1,4 +1,4 @@
-/* What the streams need from their child: lifetime and close accounting. */
+/* Child functions that its streams call: lifetime and close accounting. */
 #ifndef CP_CHILD_H
 #define CP_CHILD_H
 

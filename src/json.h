@@ -8,21 +8,8 @@
 
 #include <cjson/cJSON.h>
 
-/* A growable byte buffer. All zero is a valid empty buffer. */
-typedef struct cp__bytes {
-  char *data; /* owned */
-  size_t len;
-  size_t capacity;
-} cp__bytes;
+#include "bytes.h"
 
-/* Makes room for extra more bytes. Returns 0 or -ENOMEM. */
-int cp__bytes_reserve(cp__bytes *bytes, size_t extra);
-
-/* Appends len bytes. Returns 0 or -ENOMEM, leaving bytes unchanged. */
-int cp__bytes_append(cp__bytes *bytes, const void *data, size_t len);
-
-/* Frees the data and leaves an empty buffer. */
-void cp__bytes_free(cp__bytes *bytes);
 
 /*
  * Parses one record (a line without its newline) as Node's receiver does

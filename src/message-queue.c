@@ -39,6 +39,14 @@ cJSON *cp__message_queue_shift(cp__message_queue *queue) {
   return value;
 }
 
+bool cp__message_queue_keep(cp__message_queue *queue, cJSON *value,
+                            bool internal, bool listening) {
+  if (internal || (listening && queue->head == NULL))
+    return false;
+  /* Out of memory: delivered now rather than lost. */
+  return cp__message_queue_push(queue, value) == 0;
+}
+
 void cp__message_queue_free(cp__message_queue *queue) {
   cJSON *value;
 

@@ -26,6 +26,16 @@ int cp__message_queue_push(cp__message_queue *queue, cJSON *value);
 /* Removes and returns the oldest value, now the caller's, or NULL. */
 cJSON *cp__message_queue_shift(cp__message_queue *queue);
 
+/*
+ * Node's rule for a message that arrives: one that nobody listens for yet
+ * (listening false) is kept for the first MESSAGE listener, and while any
+ * are kept, later ones queue behind them to keep the order. Internal
+ * messages are never kept. Returns true when value was taken into the
+ * queue; false means the caller emits it now.
+ */
+bool cp__message_queue_keep(cp__message_queue *queue, cJSON *value,
+                            bool internal, bool listening);
+
 /* Frees every value still queued. */
 void cp__message_queue_free(cp__message_queue *queue);
 

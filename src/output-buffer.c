@@ -1,6 +1,8 @@
 /* Captured child output: growth, the maxBuffer rule and final decoding. */
 #include "output-buffer.h"
 
+#include "bytes.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,27 +41,17 @@ void cp__output_free(cp__output *output) {
 
 char *cp__empty_text(void) { return calloc(1, 1); }
 
-/* Makes room for len more bytes plus a NUL, doubling the capacity. */
+/* Makes room for len more bytes plus a NUL. */
 static int reserve(cp__output *output, size_t len) {
-  size_t capacity = output->capacity > 0 ? output->capacity : 4096;
-  size_t needed;
-  char *bytes;
+  cp__bytes buffer = {output->bytes, output->len, output->capacity};
+  int r;
 
-  if (len > SIZE_MAX - output->len - 1)
+  if (len == SIZE_MAX)
     return -ENOMEM;
-  needed = output->len + len + 1;
-  if (needed <= output->capacity)
-    return 0;
-
-  while (capacity < needed)
-    capacity = capacity > SIZE_MAX / 2 ? needed : capacity * 2;
-
-  bytes = realloc(output->bytes, capacity);
-  if (bytes == NULL)
-    return -ENOMEM;
-  output->bytes = bytes;
-  output->capacity = capacity;
-  return 0;
+  r = cp__bytes_reserve(&buffer, len + 1);
+  output->bytes = buffer.data;
+  output->capacity = buffer.capacity;
+  return r;
 }
 
 int cp__output_append(cp__output *output, cp__output_limit *limit,

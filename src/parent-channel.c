@@ -107,20 +107,16 @@ static bool has_message_listener(const cp_channel *channel) {
   return cp__emitter_count(&channel->emitter, CP_EVENT_MESSAGE) > 0;
 }
 
-/* As Node, a message nobody listens for yet is kept for the first MESSAGE
- * listener, and later ones queue behind it to keep the order. */
 static void on_message(cp__channel *raw, cJSON *value, bool internal,
                        bool *taken, void *data) {
   cp_channel *channel = data;
 
   (void)raw;
-  if (!internal && (!has_message_listener(channel) || channel->unheard.head)) {
-    if (cp__message_queue_push(&channel->unheard, value) == 0) {
-      *taken = true;
-      return;
-    }
-  }
-  *taken = emit_message(channel, value, internal);
+  if (cp__message_queue_keep(&channel->unheard, value, internal,
+                             has_message_listener(channel)))
+    *taken = true;
+  else
+    *taken = emit_message(channel, value, internal);
 }
 
 static void replay_cb(uv_timer_t *timer) {

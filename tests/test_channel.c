@@ -813,7 +813,7 @@ static void channel_listener_disconnect_stops_delivery(void **state) {
 
 /* A NODE_HANDLE record gets a NACK, so a Node sender moves on instead of
  * holding every later message; the envelope is still delivered. */
-static void channel_refuses_handle_with_nack(void **state) {
+static void channel_rejects_handle_with_nack(void **state) {
   static const char nack[] = "{\"cmd\":\"NODE_HANDLE_NACK\"}\n";
   uv_loop_t loop;
   test_endpoint a = {0};
@@ -1556,7 +1556,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(channel_disconnect_twice_fails),
       cmocka_unit_test(channel_queued_messages_flushed_before_disconnect),
       cmocka_unit_test(channel_listener_disconnect_stops_delivery),
-      cmocka_unit_test(channel_refuses_handle_with_nack),
+      cmocka_unit_test(channel_rejects_handle_with_nack),
       cmocka_unit_test(channel_send_returns_false_past_backlog_limit),
       cmocka_unit_test(channel_send_callbacks_report_outcome),
       cmocka_unit_test(channel_listener_sends_reply),
