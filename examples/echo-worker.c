@@ -2,7 +2,8 @@
  * echo-worker: a child for IPC tests and examples. It opens the channel its
  * parent gave it (Node.js fork() or childproc's cp_fork()), sends back every
  * message it receives, unchanged and in order, and exits once the channel
- * disconnects.
+ * disconnects. A message that came with a handle goes back with that
+ * handle, of the same type; then the worker closes its own copy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,18 @@
 
 static void on_message(cp_channel *channel, const cp_event *event,
                        void *data) {
+  /* keep_open: the library sends a duplicate and leaves ours to close. */
+  static const cp_send_options keep_open = {.keep_open = true};
   int r;
 
   (void)data;
-  /* The value is serialized at once, so sending the borrowed one is fine. */
-  r = cp_channel_send(channel, event->message, NULL, NULL, NULL, NULL);
+  /* The value is serialized at once, so sending the borrowed one is fine,
+   * and so is the borrowed handle, which the library duplicates. */
+  r = cp_channel_send(channel, event->message, event->handle,
+                      event->handle != NULL ? &keep_open : NULL, NULL, NULL);
   if (r < 0)
     fprintf(stderr, "echo-worker: send failed: %s\n", cp_strerror(r));
+  /* Not taken, so the library closes our copy once this returns. */
 }
 
 static void on_error(cp_channel *channel, const cp_event *event, void *data) {

@@ -42,9 +42,11 @@ static void require(bool condition) {
     abort();
 }
 
-static void on_message(cp__channel *channel, cJSON *value, bool internal,
-                       bool *taken, void *data) {
+static void on_message(cp__channel *channel, cp__message *message,
+                       void *data) {
   run_state *state = data;
+  cJSON *value = message->value;
+  bool internal = message->internal;
   unsigned disconnect_at = state->options >> 5;
   size_t index;
 
@@ -64,7 +66,7 @@ static void on_message(cp__channel *channel, cJSON *value, bool internal,
     require(cp__channel_disconnect(channel) == 0);
 
   if (state->options & 0x10) {
-    *taken = true;
+    message->value = NULL;
     cJSON_Delete(value);
   }
 }

@@ -78,6 +78,14 @@ extern "C" {
      "surrogate in a string, or nesting deeper than 1000")                   \
   XX(IPC_UNSUPPORTED_SERIALIZATION,                                          \
      "only the json serialization is supported")                            \
+  XX(INVALID_HANDLE_TYPE, "this handle type cannot be sent")               \
+  XX(IPC_UNEXPECTED_HANDLE,                                                  \
+     "a descriptor came without a NODE_HANDLE message, or with more than "   \
+     "one; it was closed")                                                   \
+  XX(IPC_UNEXPECTED_ACK,                                                     \
+     "a NODE_HANDLE_ACK or NODE_HANDLE_NACK came for no handle sent")        \
+  XX(IPC_HANDLE_NOT_RECEIVED,                                                \
+     "a handle did not reach the receiving process")                         \
   XX(CHILD_PROCESS_STDIO_MAXBUFFER, "stdout or stderr passed maxBuffer")     \
   XX(COMMAND_FAILED, "the command exited with an error status or a signal")
 
@@ -142,6 +150,47 @@ typedef enum cp_event_type {
   CP_EVENT_DISCONNECT /* C, P: the IPC channel closed; emitted once */
 } cp_event_type;
 
+/*
+ * What a descriptor sent over the IPC channel is, in Node's words: the
+ * "type" of its NODE_HANDLE message. A Node.js receiver turns each into
+ * the object of that name; the C receiver gets the descriptor and its type.
+ */
+typedef enum cp_handle_type {
+  CP_HANDLE_NONE = 0,
+  CP_HANDLE_NET_SERVER,   /* "net.Server": a listening TCP or Unix socket */
+  CP_HANDLE_NET_SOCKET,   /* "net.Socket": a connected TCP or Unix socket */
+  CP_HANDLE_NET_NATIVE,   /* "net.Native": a TCP or Unix socket, raw */
+  CP_HANDLE_DGRAM_SOCKET, /* "dgram.Socket": a UDP socket */
+  CP_HANDLE_DGRAM_NATIVE  /* "dgram.Native": a UDP socket, raw */
+} cp_handle_type;
+
+/*
+ * A descriptor that travels with a message. To send one, set type and
+ * either fd, or uv (a uv_tcp_t, uv_pipe_t or uv_udp_t on the channel's
+ * loop) with fd unused. A received one has fd set and uv NULL.
+ *
+ * Between C processes any descriptor can travel (a pipe, a file, a Unix
+ * datagram socket), with any type. A Node.js receiver accepts only TCP,
+ * UDP and Unix stream sockets and pipes: it aborts on a regular file or a
+ * terminal, whatever the type says.
+ */
+typedef struct cp_handle {
+  cp_handle_type type;
+  int fd;
+  uv_handle_t *uv;
+
+  /* Sending CP_HANDLE_NET_SOCKET through uv without keep_open only: the
+   * library closes uv with uv_close(uv, close_cb) once the receiver has it.
+   * May be NULL. */
+  uv_close_cb close_cb;
+} cp_handle;
+
+/* Node's name of a type ("net.Server"), or NULL for one that has none. */
+const char *cp_handle_type_name(cp_handle_type type);
+
+/* The type Node names name, or CP_HANDLE_NONE for an unknown name. */
+cp_handle_type cp_handle_type_from_name(const char *name);
+
 /* Resource usage of an exited child, as from wait4(2). */
 typedef struct cp_rusage {
   uint64_t user_cpu_time_us;   /* user CPU time, microseconds */
@@ -182,6 +231,11 @@ typedef struct cp_event {
    * cp_event_take_message(). */
   cJSON *message;
 
+  /* The descriptor that came with the message, or NULL. The library
+   * closes it after the listeners return unless one of them takes it with
+   * cp_event_take_handle(). It is close-on-exec. */
+  const cp_handle *handle;
+
   void *internal_; /* the library's; do not touch */
 } cp_event;
 
@@ -193,6 +247,14 @@ typedef struct cp_event {
  * other event types, return NULL.
  */
 cJSON *cp_event_take_message(const cp_event *event);
+
+/*
+ * Takes ownership of a message event's descriptor: the library will not
+ * close it, and the caller closes it when done. Returns the descriptor, or
+ * -ENOENT when the event has none or it was taken already, or
+ * CP_ERR_INVALID_ARG_VALUE for an event that is not a message.
+ */
+int cp_event_take_handle(const cp_event *event);
 
 typedef void (*cp_child_listener)(cp_child *child, const cp_event *event,
                                   void *data);
@@ -492,8 +554,11 @@ typedef struct cp_fork_options {
 int cp_fork(uv_loop_t *loop, const char *program, const char *const *args,
             const cp_fork_options *options, cp_child **child_out);
 
-/* Node's sendHandle options; keep_open is Node's keepOpen. Reserved: no
- * handle can be sent yet. */
+/*
+ * Options of a send with a handle. keep_open is Node's keepOpen, and
+ * matters only for CP_HANDLE_NET_SOCKET: without it the socket is handed
+ * over, as in Node (see cp_child_send()).
+ */
 typedef struct cp_send_options {
   bool keep_open;
 } cp_send_options;
@@ -508,21 +573,42 @@ typedef void (*cp_send_cb)(cp_child *child, int status, void *data);
 
 /*
  * Node's send(message, handle, options, callback). message is serialized at
- * once and stays the caller's. handle must be NULL (handle passing is not
- * available yet); options may be NULL; cb may be NULL.
+ * once and stays the caller's. handle may be NULL; options may be NULL; cb
+ * may be NULL.
  *
  * Returns 1, or 0 once more than 128 KiB of messages wait to be written, as
  * Node's send() returns false: nothing is dropped, but the caller should
  * wait for callbacks before sending more. When the channel is not connected
  * (after a disconnect, or for a child without one), the error
  * CP_ERR_IPC_CHANNEL_CLOSED goes to cb, or to an error event when cb is NULL,
- * and the call returns 0. Negative returns, for which nothing happens:
- * CP_ERR_MISSING_ARGS for a NULL message, CP_ERR_INVALID_ARG_VALUE for a
- * value with invalid UTF-8 or a cJSON_Invalid item, -ENOTSUP for a handle,
- * -ENOMEM.
+ * and the call returns 0. Negative returns, for which nothing happens and
+ * the handle stays the caller's: CP_ERR_MISSING_ARGS for a NULL message,
+ * CP_ERR_INVALID_ARG_VALUE for a value with invalid UTF-8 or a cJSON_Invalid
+ * item or a uv handle of another loop, CP_ERR_INVALID_HANDLE_TYPE for a type
+ * outside the enum or a uv handle that is not TCP, pipe or UDP (UDP for the
+ * dgram types only), -EBADF for a descriptor that is not open, -ENOMEM,
+ * -EMFILE.
+ *
+ * A handle goes as Node sends one: the message travels inside a
+ * NODE_HANDLE envelope whose first byte carries the descriptor, and every
+ * later send waits, in order, until the receiver answers with
+ * NODE_HANDLE_ACK or NODE_HANDLE_NACK. Those waiting count toward the
+ * 128 KiB. cb reports the write of the envelope, as in Node, not the ACK.
+ *
+ * Who owns the descriptor:
+ * - CP_HANDLE_NET_SOCKET without keep_open hands the socket over, as in
+ *   Node: once the call returns 0 or 1 the library owns fd (or stops
+ *   reading on uv), resends it after a NACK (three times at most, then an
+ *   error event with CP_ERR_IPC_HANDLE_NOT_RECEIVED), and closes it (uv
+ *   with the handle's close_cb) when the receiver acknowledges it, or the
+ *   send fails, or the channel closes. Do not use it after the call.
+ * - Every other type, and keep_open: the caller keeps its descriptor or
+ *   handle, open and usable; the library sends a duplicate it made during
+ *   the call, and closes that once written. A NACK is not retried.
  */
-int cp_child_send(cp_child *child, const cJSON *message, const void *handle,
-                  const cp_send_options *options, cp_send_cb cb, void *data);
+int cp_child_send(cp_child *child, const cJSON *message,
+                  const cp_handle *handle, const cp_send_options *options,
+                  cp_send_cb cb, void *data);
 
 /*
  * The same for JSON text the caller already serialized, len bytes. The text
@@ -584,7 +670,7 @@ typedef void (*cp_channel_send_cb)(cp_channel *channel, int status,
  * emitted CLOSE, send and disconnect only return CP_ERR_IPC_CHANNEL_CLOSED
  * and CP_ERR_IPC_DISCONNECTED, with no callback and no event. */
 int cp_channel_send(cp_channel *channel, const cJSON *message,
-                    const void *handle, const cp_send_options *options,
+                    const cp_handle *handle, const cp_send_options *options,
                     cp_channel_send_cb cb, void *data);
 int cp_channel_send_json(cp_channel *channel, const char *json, size_t len,
                          cp_channel_send_cb cb, void *data);

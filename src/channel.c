@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 
 #include "childproc.h"
+#include "handle.h"
 #include "io.h"
 #include "json.h"
 
@@ -57,6 +58,20 @@ typedef struct send_request {
   void *cb_data;
   int status; /* rejected sends: what cb or the error event receives */
 } send_request;
+
+/* A record in the output buffer that carries a descriptor, from its send
+ * until the receiver's ACK or NACK (Node's _pendingMessage). */
+typedef struct handle_send {
+  uint64_t start; /* stream offset of the record's first byte */
+  uint64_t end;   /* just past its newline */
+  cp__outgoing out;
+  bool fd_sent;
+  unsigned retransmissions;
+  cp__bytes record; /* a copy for resending, when out.retransmit */
+} handle_send;
+
+/* Node's MAX_HANDLE_RETRANSMISSIONS: resends after a NACK. */
+#define MAX_RETRANSMISSIONS 3
 
 /* A FIFO of send requests. capacity is 0 or a power of two. */
 typedef struct request_ring {
@@ -101,6 +116,15 @@ struct cp__channel {
   bool write_error_event_due;   /* a dropped record had no callback */
   request_ring pending;         /* queued sends with a callback, in order */
   request_ring rejected;        /* sends refused since not connected */
+
+  /* Handle passing. As Node's sender, nothing after a record with a
+   * descriptor is written until the receiver answers it: the bytes wait in
+   * the output buffer behind gate, the end of the oldest such record. */
+  handle_send *handles; /* in stream order; the first is the one answered */
+  size_t handle_count;
+  size_t handle_capacity;
+  uint64_t gate; /* writes stop here while handle_count > 0 */
+  int received_fd; /* arrived, not yet claimed by a NODE_HANDLE record */
 };
 
 static void on_poll(uv_poll_t *handle, int status, int events);
@@ -180,6 +204,17 @@ size_t cp__channel_backlog(const cp__channel *channel) {
   return channel->out.len - channel->out_start;
 }
 
+/* The part of the backlog before the gate. */
+static size_t writable_backlog(const cp__channel *channel) {
+  size_t backlog = cp__channel_backlog(channel);
+  uint64_t before_gate;
+
+  if (channel->handle_count == 0)
+    return backlog;
+  before_gate = channel->gate - channel->written_total;
+  return before_gate < backlog ? (size_t)before_gate : backlog;
+}
+
 /* Reads always, until closing: also while a disconnect flushes, so that a
  * peer blocked writing to us can go on and read what we flush. Watches for
  * writability only while bytes wait. */
@@ -188,7 +223,7 @@ static void update_poll(cp__channel *channel) {
 
   if (channel->closing)
     return;
-  if (cp__channel_backlog(channel) > 0 && channel->write_error == 0)
+  if (writable_backlog(channel) > 0 && channel->write_error == 0)
     events |= UV_WRITABLE;
   if (events == channel->poll_events)
     return;
@@ -221,7 +256,7 @@ static bool oldest_send_finished(const cp__channel *channel, int *status) {
  * has been written or has failed. */
 static bool disconnect_can_finish(const cp__channel *channel) {
   return channel->disconnect_requested && !channel->closing &&
-         cp__channel_backlog(channel) == 0;
+         cp__channel_backlog(channel) == 0 && channel->handle_count == 0;
 }
 
 static bool has_work_due(const cp__channel *channel) {
@@ -295,6 +330,15 @@ static void discard_input(cp__channel *channel) {
   channel->chunk_pos = channel->chunk_len;
 }
 
+/* Closes what every handle send still holds and forgets them. */
+static void drop_handle_sends(cp__channel *channel) {
+  for (size_t i = 0; i < channel->handle_count; i++) {
+    cp__outgoing_close(&channel->handles[i].out);
+    cp__bytes_free(&channel->handles[i].record);
+  }
+  channel->handle_count = 0;
+}
+
 static void reset_output(cp__channel *channel) {
   channel->out.len = 0;
   channel->out_start = 0;
@@ -311,6 +355,7 @@ static void fail_writes(cp__channel *channel, int error) {
   if (channel->end_without_callback > channel->written_total)
     channel->write_error_event_due = true;
   reset_output(channel);
+  drop_handle_sends(channel);
 }
 
 /* The last close callback: callbacks still due run first, then close. */
@@ -340,6 +385,8 @@ static void begin_close(cp__channel *channel) {
   channel->poll_events = 0;
   if (cp__channel_backlog(channel) > 0)
     fail_writes(channel, CP_ERR_IPC_CHANNEL_CLOSED);
+  drop_handle_sends(channel);
+  channel->received_fd = cp__close(channel->received_fd);
   discard_input(channel);
 
   channel->handles_open = 2;
@@ -397,12 +444,33 @@ static void on_idle(uv_idle_t *handle) { run_deferred(handle->data); }
  * Writing
  * ------------------------------------------------------------------------ */
 
-/* MSG_NOSIGNAL: a peer that went away gives EPIPE and never SIGPIPE, which
- * the host program may not ignore. */
-static ssize_t send_bytes(int fd, const char *bytes, size_t len) {
+/*
+ * MSG_NOSIGNAL: a peer that went away gives EPIPE and never SIGPIPE, which
+ * the host program may not ignore. pass_fd >= 0 goes with the first byte
+ * as one SCM_RIGHTS descriptor, as libuv's uv_write2() sends it: a partial
+ * write still delivers it, with the bytes that were written.
+ */
+static ssize_t send_bytes(int fd, const char *bytes, size_t len, int pass_fd) {
+  union {
+    struct cmsghdr align;
+    char bytes[CMSG_SPACE(sizeof(int))];
+  } control;
   struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
   struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
   ssize_t n;
+
+  if (pass_fd >= 0) {
+    struct cmsghdr *cmsg;
+
+    memset(&control, 0, sizeof(control));
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    cmsg = CMSG_FIRSTHDR(&message);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
+  }
 
   do
     n = sendmsg(fd, &message, MSG_NOSIGNAL);
@@ -410,17 +478,36 @@ static ssize_t send_bytes(int fd, const char *bytes, size_t len) {
   return n < 0 ? -errno : n;
 }
 
-/* Writes the backlog until the socket is full or the backlog empty, as few
- * sendmsg() calls as the socket allows. Returns whether a write returned
+/* The oldest handle send whose descriptor has not gone yet, if the next
+ * write reaches its record. Sends are answered one at a time, so only the
+ * first can be due. */
+static handle_send *descriptor_due(const cp__channel *channel) {
+  if (channel->handle_count == 0 || channel->handles[0].fd_sent)
+    return NULL;
+  return &channel->handles[0];
+}
+
+/* Writes the part of the backlog before the gate until the socket is full
+ * or that part is empty, in as few sendmsg() calls as the socket allows: a
+ * write stops only where a record with a descriptor begins, so that the
+ * descriptor rides on its first byte. Returns whether a write returned
  * something other than EAGAIN. */
 static bool flush_output(cp__channel *channel) {
   bool progressed = false;
 
-  while (cp__channel_backlog(channel) > 0 && channel->write_error == 0) {
-    size_t backlog = cp__channel_backlog(channel);
-    ssize_t n = send_bytes(channel->fd, channel->out.data + channel->out_start,
-                           backlog);
+  while (writable_backlog(channel) > 0 && channel->write_error == 0) {
+    size_t len = writable_backlog(channel);
+    handle_send *due = descriptor_due(channel);
+    int pass_fd = -1;
+    ssize_t n;
 
+    if (due != NULL && due->start > channel->written_total)
+      len = (size_t)(due->start - channel->written_total);
+    else if (due != NULL)
+      pass_fd = due->out.fd;
+
+    n = send_bytes(channel->fd, channel->out.data + channel->out_start, len,
+                   pass_fd);
     if (n == -EAGAIN)
       break;
     progressed = true;
@@ -431,10 +518,14 @@ static bool flush_output(cp__channel *channel) {
     }
     channel->out_start += (size_t)n;
     channel->written_total += (uint64_t)n;
+    if (pass_fd >= 0) {
+      due->fd_sent = true;
+      cp__outgoing_written(&due->out);
+    }
 
     /* A short write means the socket is full: another try would only
      * return EAGAIN. */
-    if ((size_t)n < backlog)
+    if ((size_t)n < len)
       break;
   }
 
@@ -501,6 +592,7 @@ static int prepare_send(cp__channel *channel, cp__listener_fn cb) {
  * Queues the record just appended to the output buffer (newline included),
  * writes at once when nothing was waiting before it, and returns Node's
  * send() result: whether the backlog is below CP__CHANNEL_BACKLOG_LIMIT.
+ * Records held behind the gate count toward it.
  */
 static int queue_record(cp__channel *channel, size_t backlog_before,
                         cp__listener_fn cb, void *cb_data) {
@@ -520,22 +612,90 @@ static int queue_record(cp__channel *channel, size_t backlog_before,
   return cp__channel_backlog(channel) < CP__CHANNEL_BACKLOG_LIMIT;
 }
 
-/* Ends the record just written to the output buffer with its newline and
- * queues it, or, when writing it failed (r < 0), drops what it wrote. */
-static int end_record(cp__channel *channel, int r, size_t len_before,
-                      size_t backlog_before, cp__listener_fn cb,
-                      void *cb_data) {
+/* Appends one record: value, inside a NODE_HANDLE envelope when out is not
+ * NULL, then the newline. On failure bytes is as it was. */
+static int write_record(cp__bytes *bytes, const cJSON *value,
+                        const cp__outgoing *out) {
+  size_t len_before = bytes->len;
+  int r = 0;
+
+  if (out != NULL)
+    r = cp__envelope_begin(bytes, out);
   if (r == 0)
-    r = cp__bytes_append(&channel->out, "\n", 1);
-  if (r < 0) {
-    channel->out.len = len_before;
-    return r;
-  }
-  return queue_record(channel, backlog_before, cb, cb_data);
+    r = cp__json_stringify(value, bytes);
+  if (r == 0 && out != NULL)
+    r = cp__envelope_end(bytes, out);
+  if (r == 0)
+    r = cp__bytes_append(bytes, "\n", 1);
+  if (r < 0)
+    bytes->len = len_before;
+  return r;
 }
 
-int cp__channel_send(cp__channel *channel, const cJSON *value,
-                     cp__listener_fn cb, void *cb_data) {
+static int reserve_handle_send(cp__channel *channel) {
+  size_t capacity = channel->handle_capacity > 0
+                        ? channel->handle_capacity * 2
+                        : 4;
+  handle_send *handles;
+
+  if (channel->handle_count < channel->handle_capacity)
+    return 0;
+  handles = realloc(channel->handles, capacity * sizeof(*handles));
+  if (handles == NULL)
+    return -ENOMEM;
+  channel->handles = handles;
+  channel->handle_capacity = capacity;
+  return 0;
+}
+
+/* Records the handle send whose record was just appended from len_before
+ * on; a handle that may be resent keeps a copy of its record. Returns 0 or
+ * -ENOMEM with nothing recorded. */
+static int add_handle_send(cp__channel *channel, const cp__outgoing *out,
+                           size_t len_before) {
+  handle_send *send = &channel->handles[channel->handle_count];
+  uint64_t unwritten_before = len_before - channel->out_start;
+
+  *send = (handle_send){
+      .start = channel->written_total + unwritten_before,
+      .end = channel->written_total + cp__channel_backlog(channel),
+      .out = *out,
+  };
+  if (out->retransmit &&
+      cp__bytes_append(&send->record, channel->out.data + len_before,
+                       channel->out.len - len_before) < 0)
+    return -ENOMEM;
+
+  if (channel->handle_count == 0)
+    channel->gate = send->end;
+  channel->handle_count++;
+  cp__outgoing_commit(&send->out);
+  return 0;
+}
+
+/* A send refused because the channel is not connected: a handle handed
+ * over is closed, since its send is over. */
+static int reject_handle_send(cp__channel *channel, cp__outgoing *out,
+                              cp__listener_fn cb, void *cb_data) {
+  int r = reject_send(channel, cb, cb_data);
+
+  if (out == NULL)
+    return r;
+  if (r < 0) {
+    cp__outgoing_abandon(out);
+    return r;
+  }
+  cp__outgoing_commit(out);
+  cp__outgoing_close(out);
+  return r;
+}
+
+int cp__channel_send_handle(cp__channel *channel, const cJSON *value,
+                            const cp_handle *handle,
+                            const cp_send_options *options,
+                            cp__listener_fn cb, void *cb_data) {
+  cp__outgoing storage;
+  cp__outgoing *out = NULL;
   size_t backlog_before;
   size_t len_before;
   int r;
@@ -544,17 +704,39 @@ int cp__channel_send(cp__channel *channel, const cJSON *value,
     return CP_ERR_INVALID_ARG_VALUE;
   if (value == NULL)
     return CP_ERR_MISSING_ARGS;
+  if (handle != NULL) {
+    r = cp__outgoing_init(&storage, handle, options, channel->poll.loop);
+    if (r < 0)
+      return r;
+    out = &storage;
+  }
   if (!accepts_sends(channel))
-    return reject_send(channel, cb, cb_data);
+    return reject_handle_send(channel, out, cb, cb_data);
 
   r = prepare_send(channel, cb);
-  if (r < 0)
-    return r;
+  if (r == 0 && out != NULL)
+    r = reserve_handle_send(channel);
 
   backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
-  r = cp__json_stringify(value, &channel->out);
-  return end_record(channel, r, len_before, backlog_before, cb, cb_data);
+  if (r == 0)
+    r = write_record(&channel->out, value, out);
+  if (r == 0 && out != NULL) {
+    r = add_handle_send(channel, out, len_before);
+    if (r < 0)
+      channel->out.len = len_before;
+  }
+  if (r < 0) {
+    if (out != NULL)
+      cp__outgoing_abandon(out);
+    return r;
+  }
+  return queue_record(channel, backlog_before, cb, cb_data);
+}
+
+int cp__channel_send(cp__channel *channel, const cJSON *value,
+                     cp__listener_fn cb, void *cb_data) {
+  return cp__channel_send_handle(channel, value, NULL, NULL, cb, cb_data);
 }
 
 /* Text for cp__channel_send_raw() must be one JSON value on one line. A
@@ -599,60 +781,278 @@ int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
   backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   r = cp__bytes_append(&channel->out, json, len);
-  return end_record(channel, r, len_before, backlog_before, cb, cb_data);
+  if (r == 0)
+    r = cp__bytes_append(&channel->out, "\n", 1);
+  if (r < 0) {
+    channel->out.len = len_before;
+    return r;
+  }
+  return queue_record(channel, backlog_before, cb, cb_data);
+}
+
+/* ------------------------------------------------------------------------
+ * Handle passing: answers, resends, and records ahead of the gate
+ * ------------------------------------------------------------------------ */
+
+/* Moves every stream offset at or past from by len bytes. */
+static void shift_offsets(cp__channel *channel, uint64_t from, size_t len) {
+  request_ring *ring = &channel->pending;
+
+  for (size_t i = 0; i < ring->count; i++) {
+    send_request *request = &ring->items[(ring->head + i) &
+                                         (ring->capacity - 1)];
+
+    if (request->end > from)
+      request->end += len;
+  }
+  if (channel->end_without_callback > from)
+    channel->end_without_callback += len;
+
+  for (size_t i = 0; i < channel->handle_count; i++) {
+    if (channel->handles[i].start >= from) {
+      channel->handles[i].start += len;
+      channel->handles[i].end += len;
+    }
+  }
+}
+
+/* Puts a record at the gate, ahead of the sends held behind it, and moves
+ * the gate past it, as Node writes its ACKs, NACKs and resends while it
+ * holds other sends back. */
+static int insert_at_gate(cp__channel *channel, const char *record,
+                          size_t len) {
+  size_t at;
+  int r = cp__bytes_reserve(&channel->out, len);
+
+  if (r < 0)
+    return r;
+  at = channel->out_start + (size_t)(channel->gate - channel->written_total);
+  memmove(channel->out.data + at + len, channel->out.data + at,
+          channel->out.len - at);
+  memcpy(channel->out.data + at, record, len);
+  channel->out.len += len;
+
+  shift_offsets(channel, channel->gate, len);
+  channel->gate += len;
+  return 0;
+}
+
+/* Writes what became writable, and runs what became due. */
+static void output_changed(cp__channel *channel) {
+  flush_output(channel);
+  update_poll(channel);
+  if (has_work_due(channel))
+    schedule(channel);
+}
+
+/* Sends NODE_HANDLE_ACK or NODE_HANDLE_NACK, which no held send delays. A
+ * failure is reported, and the peer's sender then waits, as a Node peer
+ * would for a lost answer. */
+static void send_answer(cp__channel *channel, bool ack) {
+  static const char ack_record[] = "{\"cmd\":\"NODE_HANDLE_ACK\"}\n";
+  static const char nack_record[] = "{\"cmd\":\"NODE_HANDLE_NACK\"}\n";
+  const char *record = ack ? ack_record : nack_record;
+  size_t len = ack ? sizeof(ack_record) - 1 : sizeof(nack_record) - 1;
+  int r;
+
+  if (!accepts_sends(channel))
+    return;
+
+  compact_output(channel);
+  if (channel->handle_count > 0)
+    r = insert_at_gate(channel, record, len);
+  else
+    r = cp__bytes_append(&channel->out, record, len);
+  if (r < 0) {
+    emit_error(channel, r, "write");
+    return;
+  }
+  output_changed(channel);
+}
+
+/* The oldest handle send is answered: its descriptor is closed, and the
+ * gate moves to the next one, or opens. */
+static void finish_handle_send(cp__channel *channel) {
+  handle_send *first = &channel->handles[0];
+
+  cp__outgoing_close(&first->out);
+  cp__bytes_free(&first->record);
+  channel->handle_count--;
+  memmove(channel->handles, channel->handles + 1,
+          channel->handle_count * sizeof(*channel->handles));
+  if (channel->handle_count > 0)
+    channel->gate = channel->handles[0].end;
+}
+
+/* Writes the oldest handle send's record again, with its descriptor, ahead
+ * of the held sends. Node wraps a resent record in a second envelope; this
+ * sends the same bytes again. */
+static int resend_handle(cp__channel *channel) {
+  handle_send *first = &channel->handles[0];
+  uint64_t start = channel->gate;
+  int r;
+
+  compact_output(channel);
+  r = insert_at_gate(channel, first->record.data, first->record.len);
+  if (r < 0)
+    return r;
+
+  first->start = start;
+  first->end = start + first->record.len;
+  first->fd_sent = false;
+  first->retransmissions++;
+  return 0;
+}
+
+/* NODE_HANDLE_ACK (ack true) or NODE_HANDLE_NACK from the peer. */
+static void on_handle_answer(cp__channel *channel, bool ack) {
+  int error = 0;
+
+  if (channel->handle_count == 0 || !channel->handles[0].fd_sent) {
+    emit_error(channel, CP_ERR_IPC_UNEXPECTED_ACK, NULL);
+    return;
+  }
+
+  if (!ack && channel->handles[0].out.retransmit) {
+    if (channel->handles[0].retransmissions >= MAX_RETRANSMISSIONS)
+      error = CP_ERR_IPC_HANDLE_NOT_RECEIVED;
+    else
+      error = resend_handle(channel);
+    if (error == 0) {
+      output_changed(channel);
+      return;
+    }
+  }
+
+  finish_handle_send(channel);
+  output_changed(channel);
+  if (error < 0 && !channel->closing)
+    emit_error(channel, error, NULL);
 }
 
 /* ------------------------------------------------------------------------
  * Reading: records
  * ------------------------------------------------------------------------ */
 
-/* Whether value is Node's {"cmd":"NODE_HANDLE", ...} envelope. */
-static bool is_handle_envelope(const cJSON *value) {
+static const char *command_of(const cJSON *value) {
   const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(value, "cmd");
 
-  return cJSON_IsString(cmd) && strcmp(cmd->valuestring, "NODE_HANDLE") == 0;
+  return cJSON_IsString(cmd) ? cmd->valuestring : NULL;
+}
+
+/* Whether value is Node's {"cmd":"NODE_HANDLE", ...} envelope. */
+static bool is_envelope(const cJSON *value) {
+  const char *cmd = command_of(value);
+
+  return cmd != NULL && strcmp(cmd, "NODE_HANDLE") == 0;
 }
 
 /*
- * Rejects a handle the peer sent. A Node sender keeps every later message
- * back until it gets an ACK or a NACK; after a NACK it retries three times and
- * then moves on, so the channel does not stall.
- * TODO: accept handles (the descriptor that came with the record) instead.
+ * Replaces the envelope in message with the user's message inside it and
+ * the descriptor fd, which it takes. A Node sender that resends wraps the
+ * envelope in a second one; the innermost is the real one. Returns 0, or
+ * CP_ERR_INVALID_HANDLE_TYPE (a type Node does not know) or -ENOMEM, with
+ * fd closed.
  */
-static void reject_handle(cp__channel *channel) {
-  static const char nack[] = "{\"cmd\":\"NODE_HANDLE_NACK\"}";
+static int open_envelope(cp__message *message, int fd) {
+  cJSON *envelope = message->value;
+  cJSON *inner = cJSON_GetObjectItemCaseSensitive(envelope, "msg");
+  const cJSON *type;
+  cp_handle_type handle_type;
 
-  if (channel->connected)
-    cp__channel_send_raw(channel, nack, sizeof(nack) - 1, NULL, NULL);
+  while (inner != NULL && is_envelope(inner)) {
+    envelope = inner;
+    inner = cJSON_GetObjectItemCaseSensitive(envelope, "msg");
+  }
+
+  type = cJSON_GetObjectItemCaseSensitive(envelope, "type");
+  handle_type = cJSON_IsString(type)
+                    ? cp_handle_type_from_name(type->valuestring)
+                    : CP_HANDLE_NONE;
+  if (handle_type == CP_HANDLE_NONE) {
+    cp__close(fd);
+    return CP_ERR_INVALID_HANDLE_TYPE;
+  }
+
+  inner = inner != NULL ? cJSON_DetachItemViaPointer(envelope, inner)
+                        : cJSON_CreateNull();
+  if (inner == NULL) {
+    cp__close(fd);
+    return -ENOMEM;
+  }
+  cJSON_Delete(message->value);
+  message->value = inner;
+  message->internal = cp__json_is_internal(inner);
+  message->handle = (cp_handle){.type = handle_type, .fd = fd};
+  return 0;
+}
+
+/*
+ * A NODE_HANDLE record, as Node's receiver takes one: it claims the
+ * descriptor that came with it or before it, and answers ACK, or NACK when
+ * none came. Returns whether the message, now the user's message with its
+ * descriptor, is to be delivered.
+ */
+static bool receive_envelope(cp__channel *channel, cp__message *message) {
+  int fd = channel->received_fd;
+  int r;
+
+  channel->received_fd = -1;
+  if (fd < 0) {
+    send_answer(channel, false);
+    return false;
+  }
+
+  send_answer(channel, true);
+  r = open_envelope(message, fd);
+  if (r < 0) {
+    emit_error(channel, r, NULL);
+    return false;
+  }
+  return true;
+}
+
+/* Handles the internal messages that belong to the channel. Returns
+ * whether the message is still to be delivered. */
+static bool receive_internal(cp__channel *channel, cp__message *message) {
+  const char *cmd = command_of(message->value);
+
+  if (cmd == NULL)
+    return channel->connected;
+  if (strcmp(cmd, "NODE_HANDLE_ACK") == 0 ||
+      strcmp(cmd, "NODE_HANDLE_NACK") == 0) {
+    on_handle_answer(channel, cmd[12] == 'A');
+    return channel->connected;
+  }
+  if (strcmp(cmd, "NODE_HANDLE") == 0 && channel->connected)
+    return receive_envelope(channel, message);
+  return channel->connected;
 }
 
 /* Parses one record and emits it as a message, or emits the reason it is
  * not one. text may point into the partial buffer, which is released once
- * the record is parsed. */
+ * the record is parsed. While a disconnect waits for the answer to a
+ * handle, only answers are acted on, and nothing is delivered. */
 static void deliver_record(cp__channel *channel, const char *text,
                            size_t len) {
-  cJSON *value = NULL;
-  bool taken = false;
-  bool internal;
-  int r = cp__json_parse(text, len, &value);
+  cp__message message = {.handle = {.fd = -1}};
+  int r = cp__json_parse(text, len, &message.value);
+  bool deliver;
 
   release_partial(channel);
   if (r < 0) {
-    emit_error(channel, r, NULL);
-    return;
-  }
-  /* Only internal messages can be envelopes, and most messages are not. */
-  internal = cp__json_is_internal(value);
-  if (internal && is_handle_envelope(value))
-    reject_handle(channel);
-  if (channel->events.message == NULL) {
-    cJSON_Delete(value);
+    if (channel->connected)
+      emit_error(channel, r, NULL);
     return;
   }
 
-  channel->events.message(channel, value, internal, &taken, channel->data);
-  if (!taken)
-    cJSON_Delete(value);
+  /* Only internal messages can be envelopes, and most messages are not. */
+  message.internal = cp__json_is_internal(message.value);
+  deliver = message.internal ? receive_internal(channel, &message)
+                             : channel->connected;
+  if (deliver && channel->events.message != NULL && !channel->closing)
+    channel->events.message(channel, &message, channel->data);
+  cp__message_release(&message);
 }
 
 /* Keeps the start of a record that a later chunk completes. Memory
@@ -715,12 +1115,19 @@ static void consume_piece(cp__channel *channel) {
     deliver_record(channel, channel->partial.data, channel->partial.len);
 }
 
+/* A disconnect waits for the answer to the handle sent last, and reads on
+ * until it comes. */
+static bool awaits_answer(const cp__channel *channel) {
+  return channel->disconnect_requested && channel->handle_count > 0 &&
+         !channel->closing;
+}
+
 /* Delivers what is left of the current chunk. Once the channel is not
  * connected, the rest is dropped, as Node drops messages parsed after
- * disconnect(). */
+ * disconnect(), unless a disconnect waits for an answer. */
 static void drain_chunk(cp__channel *channel) {
   while (channel->chunk_pos < channel->chunk_len) {
-    if (!channel->connected) {
+    if (!channel->connected && !awaits_answer(channel)) {
       channel->chunk_pos = channel->chunk_len;
       break;
     }
@@ -748,15 +1155,15 @@ void cp__channel_feed(cp__channel *channel, const char *bytes, size_t len) {
  * ------------------------------------------------------------------------ */
 
 /*
- * Closes every descriptor that arrived with a read, and returns whether
- * there was one (MSG_CTRUNC means the kernel dropped some that did not fit,
- * and closed them itself).
- *
- * TODO: handle passing will keep the descriptor for the next NODE_HANDLE
- * record, as Node does, instead of closing it here.
+ * Keeps the first descriptor of a read for the next NODE_HANDLE record, as
+ * Node's receiver does, and closes any other. Returns whether a descriptor
+ * was unexpected: a second one in the read, one while an earlier one is
+ * still unclaimed (which is closed), or control data cut short
+ * (MSG_CTRUNC: the kernel closed what did not fit).
  */
-static bool close_received_descriptors(struct msghdr *message) {
-  bool received = (message->msg_flags & MSG_CTRUNC) != 0;
+static bool take_descriptors(cp__channel *channel, struct msghdr *message) {
+  bool unexpected = (message->msg_flags & MSG_CTRUNC) != 0;
+  bool kept = false;
 
   for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(message); cmsg != NULL;
        cmsg = CMSG_NXTHDR(message, cmsg)) {
@@ -771,17 +1178,39 @@ static bool close_received_descriptors(struct msghdr *message) {
       int fd;
 
       memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(fd));
-      cp__close(fd);
-      received = true;
+      if (kept) {
+        cp__close(fd);
+        unexpected = true;
+        continue;
+      }
+      if (channel->received_fd >= 0)
+        unexpected = true;
+      cp__close(channel->received_fd);
+      channel->received_fd = fd;
+      kept = true;
     }
   }
-  return received;
+  return unexpected;
+}
+
+/*
+ * After a read is delivered: a descriptor still unclaimed with no record
+ * in progress came without a NODE_HANDLE record (its record would have
+ * begun in the read that brought it), so it is closed.
+ */
+static void check_descriptors(cp__channel *channel, bool unexpected) {
+  if (channel->received_fd >= 0 && channel->partial.len == 0) {
+    channel->received_fd = cp__close(channel->received_fd);
+    unexpected = true;
+  }
+  if (unexpected && channel->connected && !channel->closing)
+    emit_error(channel, CP_ERR_IPC_UNEXPECTED_HANDLE, "recvmsg");
 }
 
 /* recvmsg() into the read buffer. MSG_CMSG_CLOEXEC keeps a received
  * descriptor out of children spawned before it is closed. Returns the bytes
  * read, 0 at end of file, or a negative errno. */
-static ssize_t receive(cp__channel *channel, bool *got_descriptor) {
+static ssize_t receive(cp__channel *channel, bool *unexpected) {
   union {
     struct cmsghdr align;
     char bytes[CONTROL_BUFFER_SIZE];
@@ -800,7 +1229,7 @@ static ssize_t receive(cp__channel *channel, bool *got_descriptor) {
   if (n < 0)
     return -errno;
 
-  *got_descriptor = close_received_descriptors(&message);
+  *unexpected = take_descriptors(channel, &message);
   return n;
 }
 
@@ -853,7 +1282,7 @@ static bool read_input(cp__channel *channel, bool until_dry) {
   for (unsigned reads = 0;
        until_dry || (reads < READS_PER_WAKEUP && bytes < READ_BYTES_PER_WAKEUP);
        reads++) {
-    bool got_descriptor = false;
+    bool unexpected = false;
     ssize_t n;
 
     /* The read buffer may still hold records of a read that a listener
@@ -870,7 +1299,7 @@ static bool read_input(cp__channel *channel, bool until_dry) {
       }
     }
 
-    n = receive(channel, &got_descriptor);
+    n = receive(channel, &unexpected);
     if (n == -EAGAIN)
       break;
     progressed = true;
@@ -882,8 +1311,7 @@ static bool read_input(cp__channel *channel, bool until_dry) {
 
     bytes += (size_t)n;
     cp__channel_feed(channel, channel->read_buffer, (size_t)n);
-    if (got_descriptor && !channel->closing)
-      emit_error(channel, -EOPNOTSUPP, "recvmsg");
+    check_descriptors(channel, unexpected);
 
     /* A short read has most likely emptied the socket. */
     if (!until_dry && (size_t)n < READ_BUFFER_SIZE)
@@ -1014,6 +1442,7 @@ int cp__channel_open(uv_loop_t *loop, int fd, const cp__channel_events *events,
   channel->events = *events;
   channel->data = data;
   channel->connected = true;
+  channel->received_fd = -1;
   channel->max_message = CP__CHANNEL_DEFAULT_MAX_MESSAGE;
   update_poll(channel);
 
@@ -1033,7 +1462,8 @@ int cp__channel_disconnect(cp__channel *channel) {
 
   channel->connected = false;
   channel->disconnect_requested = true;
-  discard_input(channel);
+  if (channel->handle_count == 0)
+    discard_input(channel);
   if (has_work_due(channel))
     schedule(channel);
   return 0;
@@ -1079,5 +1509,8 @@ void cp__channel_free(cp__channel *channel) {
   cp__bytes_free(&channel->out);
   free(channel->pending.items);
   free(channel->rejected.items);
+  drop_handle_sends(channel);
+  free(channel->handles);
+  cp__close(channel->received_fd);
   free(channel);
 }

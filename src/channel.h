@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "emitter.h"
+#include "message-queue.h"
 
 typedef struct cp__channel cp__channel;
 
@@ -19,11 +20,14 @@ typedef struct cp__channel cp__channel;
 #define CP__CHANNEL_BACKLOG_LIMIT (64u * 1024 * 2)
 
 typedef struct cp__channel_events {
-  /* A parsed message, in order. value is owned by the channel and freed
-   * after the call unless the callee sets *taken to true. No message is
-   * delivered once cp__channel_disconnect() was called, as in Node. */
-  void (*message)(cp__channel *channel, cJSON *value, bool internal,
-                  bool *taken, void *data);
+  /* A parsed message, in order, with the descriptor that came with it if
+   * any. The channel releases what the callee leaves in *message after the
+   * call. No message is delivered once cp__channel_disconnect() was called,
+   * as in Node. NODE_HANDLE envelopes are opened: the callee gets the
+   * user's message inside and the descriptor. NODE_HANDLE_ACK and
+   * NODE_HANDLE_NACK are acted on and then delivered as internal
+   * messages. */
+  void (*message)(cp__channel *channel, cp__message *message, void *data);
 
   /*
    * error is one of:
@@ -33,8 +37,15 @@ typedef struct cp__channel_events {
    *   delivered. An oversized record is reported once.
    * - CP_ERR_IPC_INVALID_JSON with syscall "read" for bytes without a
    *   newline at the peer's end of file (a peer that died mid-message).
-   * - -EOPNOTSUPP with syscall "recvmsg" for descriptors that came with a
-   *   read: they are closed, since handle passing is not supported yet.
+   * - CP_ERR_IPC_UNEXPECTED_HANDLE with syscall "recvmsg" for descriptors
+   *   that no NODE_HANDLE record claims, which are closed.
+   * - CP_ERR_INVALID_HANDLE_TYPE (syscall NULL) for a NODE_HANDLE record
+   *   with a type Node does not know; its descriptor is closed, after the
+   *   ACK, as Node's receiver throws after its ACK.
+   * - CP_ERR_IPC_UNEXPECTED_ACK (syscall NULL) for an ACK or NACK that
+   *   answers no handle sent.
+   * - CP_ERR_IPC_HANDLE_NOT_RECEIVED (syscall NULL) when a handed-over
+   *   socket got a NACK after its last resend, and was closed.
    * - a failed read other than ECONNRESET (syscall "read").
    * - a send without a callback that failed: CP_ERR_IPC_CHANNEL_CLOSED
    *   (syscall NULL), or the errno of the write (syscall "write"). Queued
@@ -102,6 +113,16 @@ int cp__channel_open(uv_loop_t *loop, int fd, const cp__channel_events *events,
  */
 int cp__channel_send(cp__channel *channel, const cJSON *value,
                      cp__listener_fn cb, void *cb_data);
+
+/*
+ * The same with a descriptor (handle may be NULL), as cp_child_send()
+ * describes: CP_ERR_INVALID_HANDLE_TYPE, -EBADF and -EMFILE are returned
+ * for a handle that cannot go, with nothing taken from the caller.
+ */
+int cp__channel_send_handle(cp__channel *channel, const cJSON *value,
+                            const cp_handle *handle,
+                            const cp_send_options *options,
+                            cp__listener_fn cb, void *cb_data);
 
 /* The same for JSON text the caller serialized, sent as it is: it must be
  * one JSON value that cp__json_parse() accepts (a string holding U+0000 is

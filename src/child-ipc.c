@@ -4,60 +4,43 @@
 
 #include "channel.h"
 #include "child-internal.h"
+#include "handle.h"
 #include "json.h"
 
-cJSON *cp_event_take_message(const cp_event *event) {
-  cp__message_delivery *delivery;
+/* Emits one message; a listener may take its value or descriptor. */
+static void emit_message(cp_child *child, cp__message *message) {
+  cp__message_delivery delivery;
+  cp_handle handle_copy;
+  cp_event event;
 
-  if (event == NULL || event->internal_ == NULL ||
-      (event->type != CP_EVENT_MESSAGE &&
-       event->type != CP_EVENT_INTERNAL_MESSAGE))
-    return NULL;
-
-  delivery = event->internal_;
-  if (delivery->taken)
-    return NULL;
-  delivery->taken = true;
-  return event->message;
-}
-
-/* Emits one message; returns whether a listener took the value. */
-static bool emit_message(cp_child *child, cJSON *value, bool internal) {
-  cp__message_delivery delivery = {.taken = false};
-
-  cp__child_emit(child, &(cp_event){.type = internal
-                                                ? CP_EVENT_INTERNAL_MESSAGE
-                                                : CP_EVENT_MESSAGE,
-                                    .message = value,
-                                    .internal_ = &delivery});
-  return delivery.taken;
+  cp__message_event(message, &delivery, &handle_copy, &event);
+  cp__child_emit(child, &event);
 }
 
 static bool has_message_listener(const cp_child *child) {
   return cp__emitter_count(&child->emitter, CP_EVENT_MESSAGE) > 0;
 }
 
-static void on_channel_message(cp__channel *channel, cJSON *value,
-                               bool internal, bool *taken, void *data) {
+/* What the listeners leave of the message, the channel releases. */
+static void on_channel_message(cp__channel *channel, cp__message *message,
+                               void *data) {
   cp_child *child = data;
 
   (void)channel;
-  if (cp__message_queue_keep(&child->unheard, value, internal,
-                             has_message_listener(child)))
-    *taken = true;
-  else
-    *taken = emit_message(child, value, internal);
+  if (!cp__message_queue_keep(&child->unheard, message,
+                              has_message_listener(child)))
+    emit_message(child, message);
 }
 
 static void replay_cb(uv_timer_t *timer) {
   cp_child *child = timer->data;
-  cJSON *value;
+  cp__message message;
 
   cp__child_hold(child);
   while (!child->close_emitted && has_message_listener(child) &&
-         (value = cp__message_queue_shift(&child->unheard)) != NULL) {
-    if (!emit_message(child, value, false))
-      cJSON_Delete(value);
+         cp__message_queue_shift(&child->unheard, &message)) {
+    emit_message(child, &message);
+    cp__message_release(&message);
   }
   cp__child_unhold(child);
 }
@@ -188,24 +171,45 @@ static int fail_send(cp_child *child, cp_send_cb cb, void *data) {
   return 0;
 }
 
-int cp_child_send(cp_child *child, const cJSON *message, const void *handle,
-                  const cp_send_options *options, cp_send_cb cb, void *data) {
+/* A handle sent to a child without a channel is checked as if it could
+ * go, and a handed-over socket is closed, since the send is over. */
+static int fail_send_with_handle(cp_child *child, const cp_handle *handle,
+                                 const cp_send_options *options,
+                                 cp_send_cb cb, void *data) {
+  cp__outgoing out;
   int r;
 
-  (void)options;
+  if (handle == NULL)
+    return fail_send(child, cb, data);
+
+  r = cp__outgoing_init(&out, handle, options, child->loop);
+  if (r == 0)
+    r = fail_send(child, cb, data);
+  if (r < 0) {
+    cp__outgoing_abandon(&out);
+    return r;
+  }
+  cp__outgoing_commit(&out);
+  cp__outgoing_close(&out);
+  return 0;
+}
+
+int cp_child_send(cp_child *child, const cJSON *message,
+                  const cp_handle *handle, const cp_send_options *options,
+                  cp_send_cb cb, void *data) {
+  int r;
+
   if (child == NULL)
     return CP_ERR_INVALID_ARG_VALUE;
   if (message == NULL)
     return CP_ERR_MISSING_ARGS;
-  /* NOTE: handle passing is not implemented yet. */
-  if (handle != NULL)
-    return -ENOTSUP;
 
   if (!has_open_channel(child)) {
-    r = fail_send(child, cb, data);
+    r = fail_send_with_handle(child, handle, options, cb, data);
     return r < 0 ? r : 0;
   }
-  return cp__channel_send(child->channel, message, (cp__listener_fn)cb, data);
+  return cp__channel_send_handle(child->channel, message, handle, options,
+                          (cp__listener_fn)cb, data);
 }
 
 int cp_child_send_json(cp_child *child, const char *json, size_t len,

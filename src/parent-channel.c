@@ -92,42 +92,39 @@ static void emit(cp_channel *channel, const cp_event *event) {
   maybe_free(channel);
 }
 
-/* Emits one message; returns whether a listener took the value. */
-static bool emit_message(cp_channel *channel, cJSON *value, bool internal) {
-  cp__message_delivery delivery = {.taken = false};
+/* Emits one message; a listener may take its value or descriptor. */
+static void emit_message(cp_channel *channel, cp__message *message) {
+  cp__message_delivery delivery;
+  cp_handle handle_copy;
+  cp_event event;
 
-  emit(channel, &(cp_event){.type = internal ? CP_EVENT_INTERNAL_MESSAGE
-                                             : CP_EVENT_MESSAGE,
-                            .message = value,
-                            .internal_ = &delivery});
-  return delivery.taken;
+  cp__message_event(message, &delivery, &handle_copy, &event);
+  emit(channel, &event);
 }
 
 static bool has_message_listener(const cp_channel *channel) {
   return cp__emitter_count(&channel->emitter, CP_EVENT_MESSAGE) > 0;
 }
 
-static void on_message(cp__channel *raw, cJSON *value, bool internal,
-                       bool *taken, void *data) {
+/* What the listeners leave of the message, the channel releases. */
+static void on_message(cp__channel *raw, cp__message *message, void *data) {
   cp_channel *channel = data;
 
   (void)raw;
-  if (cp__message_queue_keep(&channel->unheard, value, internal,
-                             has_message_listener(channel)))
-    *taken = true;
-  else
-    *taken = emit_message(channel, value, internal);
+  if (!cp__message_queue_keep(&channel->unheard, message,
+                              has_message_listener(channel)))
+    emit_message(channel, message);
 }
 
 static void replay_cb(uv_timer_t *timer) {
   cp_channel *channel = timer->data;
-  cJSON *value;
+  cp__message message;
 
   channel->holds++;
   while (has_message_listener(channel) &&
-         (value = cp__message_queue_shift(&channel->unheard)) != NULL) {
-    if (!emit_message(channel, value, false))
-      cJSON_Delete(value);
+         cp__message_queue_shift(&channel->unheard, &message)) {
+    emit_message(channel, &message);
+    cp__message_release(&message);
   }
   channel->holds--;
   maybe_free(channel);
@@ -305,18 +302,14 @@ int cp_channel_off(cp_channel *channel, cp_event_type type,
 }
 
 int cp_channel_send(cp_channel *channel, const cJSON *message,
-                    const void *handle, const cp_send_options *options,
+                    const cp_handle *handle, const cp_send_options *options,
                     cp_channel_send_cb cb, void *data) {
-  (void)options;
   if (channel == NULL)
     return CP_ERR_INVALID_ARG_VALUE;
   if (message == NULL)
     return CP_ERR_MISSING_ARGS;
-  /* NOTE: handle passing is not implemented yet. */
-  if (handle != NULL)
-    return -ENOTSUP;
-  return cp__channel_send(channel->channel, message, (cp__listener_fn)cb,
-                          data);
+  return cp__channel_send_handle(channel->channel, message, handle, options,
+                          (cp__listener_fn)cb, data);
 }
 
 int cp_channel_send_json(cp_channel *channel, const char *json, size_t len,
