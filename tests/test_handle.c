@@ -386,6 +386,64 @@ static void handle_send_ack_closes_socket_unless_keep_open(void **state) {
   finish(&loop, &a, raw);
 }
 
+static void count_close(uv_handle_t *handle) { ++*(int *)handle->data; }
+
+/* A uv stream handed over stops reading at once and is closed with the
+ * caller's close_cb once acknowledged; one of another loop is rejected. */
+static void handle_send_closes_uv_socket_after_ack(void **state) {
+  uv_loop_t loop;
+  uv_loop_t other_loop;
+  endpoint a;
+  uv_pipe_t stream;
+  uv_pipe_t foreign;
+  int sv[2];
+  int closed = 0;
+  char line[256];
+  int fd;
+  int raw;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(uv_loop_init(&other_loop), 0);
+  raw = open_raw(&loop, &a);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  assert_int_equal(uv_pipe_init(&loop, &stream, 0), 0);
+  assert_int_equal(uv_pipe_open(&stream, sv[0]), 0);
+  assert_int_equal(uv_pipe_init(&other_loop, &foreign, 0), 0);
+  stream.data = &closed;
+
+  assert_int_equal(send_text(&a, "1",
+                             &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
+                                          .uv = (uv_handle_t *)&foreign},
+                             NULL),
+                   CP_ERR_INVALID_ARG_VALUE);
+  assert_int_equal(send_text(&a, "2",
+                             &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
+                                          .uv = (uv_handle_t *)&stream,
+                                          .close_cb = count_close},
+                             NULL),
+                   1);
+
+  raw_read_line(raw, line, sizeof(line), &fd);
+  assert_true(fd >= 0);
+  pump(&loop);
+  assert_int_equal(closed, 0);
+  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(a.channel);
+  pump(&loop);
+  assert_int_equal(closed, 1);
+
+  /* The receiver's copy still reaches the other end. */
+  assert_int_equal(write(fd, "k", 1), 1);
+  assert_int_equal(read(sv[1], line, 1), 1);
+  close(fd);
+  close(sv[1]);
+  uv_close((uv_handle_t *)&foreign, NULL);
+  assert_int_equal(uv_run(&other_loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&other_loop), 0);
+  finish(&loop, &a, raw);
+}
+
 /* Bad handles fail at once and leave the caller's descriptor alone. */
 static void handle_send_rejects_bad_handles(void **state) {
   uv_loop_t loop;
@@ -822,6 +880,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(handle_send_holds_later_sends_until_ack),
       cmocka_unit_test(handle_send_resends_socket_after_nack),
       cmocka_unit_test(handle_send_ack_closes_socket_unless_keep_open),
+      cmocka_unit_test(handle_send_closes_uv_socket_after_ack),
       cmocka_unit_test(handle_send_rejects_bad_handles),
       cmocka_unit_test(handle_receive_delivers_descriptor_and_acks),
       cmocka_unit_test(handle_receive_opens_nested_envelope),
