@@ -560,21 +560,15 @@ int cp__channel_send(cp__channel *channel, const cJSON *value,
 /* Text for cp__channel_send_raw() must be one JSON value on one line. A
  * string holding U+0000 is valid JSON that only cJSON cannot hold. */
 static int check_raw_json(const char *json, size_t len) {
-  cJSON *value = NULL;
   int r;
 
   if (memchr(json, '\n', len) != NULL)
     return CP_ERR_INVALID_ARG_VALUE;
 
-  r = cp__json_parse(json, len, &value);
+  r = cp__json_validate(json, len);
   if (r == -ENOMEM)
     return r;
-  if (r == CP_ERR_IPC_UNSUPPORTED_VALUE)
-    return 0;
-  if (r < 0)
-    return CP_ERR_INVALID_ARG_VALUE;
-  cJSON_Delete(value);
-  return 0;
+  return r < 0 ? CP_ERR_INVALID_ARG_VALUE : 0;
 }
 
 int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
