@@ -12,9 +12,13 @@
  * its size.
  *
  * Writing: records are serialized into one output buffer, so that one
- * sendmsg() carries every record queued. A send with a callback leaves an
- * entry in a ring with the stream offset where its record ends; a send
- * without one leaves nothing.
+ * sendmsg() carries every record queued. A send does not write: the
+ * records wait until the loop's prepare phase, just before the loop next
+ * waits for I/O, or until WRITE_BATCH_BYTES of them wait. So a burst of
+ * sends from one callback costs one system call instead of one each. Once
+ * the socket is full, the rest goes out when it becomes writable. A send
+ * with a callback leaves an entry in a ring with the stream offset where
+ * its record ends; a send without one leaves nothing.
  *
  * Re-entrancy: listeners may call any function of the channel. The reader
  * keeps its position in the struct and re-reads it after every emit, and
@@ -43,6 +47,11 @@
 #define READS_PER_WAKEUP 64
 #define READ_BYTES_PER_WAKEUP (4 * 1024 * 1024)
 
+/* Unwritten bytes that make a send write at once instead of in the
+ * prepare phase. Below CP__CHANNEL_BACKLOG_LIMIT, so that send() returns 0
+ * only for bytes that the socket has refused, as Node's does. */
+#define WRITE_BATCH_BYTES (64 * 1024)
+
 /* Control buffer per recvmsg(), the size libuv uses on IPC pipes. */
 #define CONTROL_BUFFER_SIZE 256
 
@@ -52,7 +61,7 @@
 
 /* A send whose callback has not run yet. */
 typedef struct send_request {
-  uint64_t end; /* queued records: stream offset just past the newline */
+  uint64_t end;       /* queued records: stream offset just past the newline */
   cp__listener_fn cb; /* NULL: a rejected send reported by an event */
   void *cb_data;
   int status; /* rejected sends: what cb or the error event receives */
@@ -69,6 +78,10 @@ typedef struct request_ring {
 struct cp__channel {
   uv_poll_t poll; /* the socket */
   uv_idle_t idle; /* runs deferred work from the loop */
+  /* Writes queued records before the loop waits for I/O. Referenced
+   * whatever the channel's ref state, and active only while records wait
+   * for their first write, so an unref'd channel still writes them. */
+  uv_prepare_t prepare;
   int fd; /* -1 once closing started */
   cp__channel_events events;
   void *data;
@@ -97,14 +110,18 @@ struct cp__channel {
   size_t out_start;
   uint64_t written_total;
   uint64_t end_without_callback; /* newest record sent without a callback */
-  int write_error;              /* the failure that dropped the backlog */
-  bool write_error_event_due;   /* a dropped record had no callback */
-  request_ring pending;         /* queued sends with a callback, in order */
-  request_ring rejected;        /* sends refused since not connected */
+  int write_error;               /* the failure that dropped the backlog */
+  bool write_blocked;         /* the socket took less than offered: wait until
+                                 it is writable */
+  bool write_error_event_due; /* a dropped record had no callback */
+  request_ring pending;       /* queued sends with a callback, in order */
+  request_ring rejected;      /* sends refused since not connected */
 };
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 static void on_idle(uv_idle_t *handle);
+static void on_prepare(uv_prepare_t *handle);
+static bool flush_output(cp__channel *channel);
 
 /* ------------------------------------------------------------------------
  * Request rings
@@ -188,7 +205,8 @@ static void update_poll(cp__channel *channel) {
 
   if (channel->closing)
     return;
-  if (cp__channel_backlog(channel) > 0 && channel->write_error == 0)
+  if (cp__channel_backlog(channel) > 0 && channel->write_error == 0 &&
+      channel->write_blocked)
     events |= UV_WRITABLE;
   if (events == channel->poll_events)
     return;
@@ -342,9 +360,10 @@ static void begin_close(cp__channel *channel) {
     fail_writes(channel, CP_ERR_IPC_CHANNEL_CLOSED);
   discard_input(channel);
 
-  channel->handles_open = 2;
+  channel->handles_open = 3;
   uv_close((uv_handle_t *)&channel->poll, on_handle_closed);
   uv_close((uv_handle_t *)&channel->idle, on_handle_closed);
+  uv_close((uv_handle_t *)&channel->prepare, on_handle_closed);
 
   /* uv_close() has removed the descriptor from epoll, so closing it here
    * cannot disturb a descriptor that reuses the number later. */
@@ -393,6 +412,15 @@ static void run_deferred(cp__channel *channel) {
 
 static void on_idle(uv_idle_t *handle) { run_deferred(handle->data); }
 
+static void on_prepare(uv_prepare_t *handle) {
+  cp__channel *channel = handle->data;
+
+  uv_prepare_stop(handle);
+  if (!channel->write_blocked)
+    flush_output(channel);
+  run_deferred(channel);
+}
+
 /* ------------------------------------------------------------------------
  * Writing
  * ------------------------------------------------------------------------ */
@@ -421,8 +449,10 @@ static bool flush_output(cp__channel *channel) {
     ssize_t n = send_bytes(channel->fd, channel->out.data + channel->out_start,
                            backlog);
 
-    if (n == -EAGAIN)
+    if (n == -EAGAIN) {
+      channel->write_blocked = true;
       break;
+    }
     progressed = true;
 
     if (n < 0) {
@@ -434,8 +464,11 @@ static bool flush_output(cp__channel *channel) {
 
     /* A short write means the socket is full: another try would only
      * return EAGAIN. */
-    if ((size_t)n < backlog)
+    if ((size_t)n < backlog) {
+      channel->write_blocked = true;
       break;
+    }
+    channel->write_blocked = false;
   }
 
   if (channel->out_start > 0 && cp__channel_backlog(channel) == 0)
@@ -497,13 +530,24 @@ static int prepare_send(cp__channel *channel, cp__listener_fn cb) {
   return 0;
 }
 
+/* Writes the backlog now when it has grown to a batch, or has it written
+ * in the prepare phase. While the socket is full, writability does it. */
+static void schedule_write(cp__channel *channel) {
+  if (channel->write_blocked)
+    return;
+  if (cp__channel_backlog(channel) >= WRITE_BATCH_BYTES)
+    flush_output(channel);
+  else
+    uv_prepare_start(&channel->prepare, on_prepare);
+}
+
 /*
- * Queues the record just appended to the output buffer (newline included),
- * writes at once when nothing was waiting before it, and returns Node's
- * send() result: whether the backlog is below CP__CHANNEL_BACKLOG_LIMIT.
+ * Queues the record just appended to the output buffer (newline included)
+ * for writing, and returns Node's send() result: whether the backlog is
+ * below CP__CHANNEL_BACKLOG_LIMIT.
  */
-static int queue_record(cp__channel *channel, size_t backlog_before,
-                        cp__listener_fn cb, void *cb_data) {
+static int queue_record(cp__channel *channel, cp__listener_fn cb,
+                        void *cb_data) {
   uint64_t end = channel->written_total + cp__channel_backlog(channel);
 
   if (cb != NULL)
@@ -512,8 +556,7 @@ static int queue_record(cp__channel *channel, size_t backlog_before,
   else
     channel->end_without_callback = end;
 
-  if (backlog_before == 0)
-    flush_output(channel);
+  schedule_write(channel);
   update_poll(channel);
   if (has_work_due(channel))
     schedule(channel);
@@ -523,20 +566,18 @@ static int queue_record(cp__channel *channel, size_t backlog_before,
 /* Ends the record just written to the output buffer with its newline and
  * queues it, or, when writing it failed (r < 0), drops what it wrote. */
 static int end_record(cp__channel *channel, int r, size_t len_before,
-                      size_t backlog_before, cp__listener_fn cb,
-                      void *cb_data) {
+                      cp__listener_fn cb, void *cb_data) {
   if (r == 0)
     r = cp__bytes_append(&channel->out, "\n", 1);
   if (r < 0) {
     channel->out.len = len_before;
     return r;
   }
-  return queue_record(channel, backlog_before, cb, cb_data);
+  return queue_record(channel, cb, cb_data);
 }
 
 int cp__channel_send(cp__channel *channel, const cJSON *value,
                      cp__listener_fn cb, void *cb_data) {
-  size_t backlog_before;
   size_t len_before;
   int r;
 
@@ -551,10 +592,9 @@ int cp__channel_send(cp__channel *channel, const cJSON *value,
   if (r < 0)
     return r;
 
-  backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   r = cp__json_stringify(value, &channel->out);
-  return end_record(channel, r, len_before, backlog_before, cb, cb_data);
+  return end_record(channel, r, len_before, cb, cb_data);
 }
 
 /* Text for cp__channel_send_raw() must be one JSON value on one line. A
@@ -573,7 +613,6 @@ static int check_raw_json(const char *json, size_t len) {
 
 int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
                          cp__listener_fn cb, void *cb_data) {
-  size_t backlog_before;
   size_t len_before;
   int r;
 
@@ -590,10 +629,9 @@ int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
   if (r < 0)
     return r;
 
-  backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   r = cp__bytes_append(&channel->out, json, len);
-  return end_record(channel, r, len_before, backlog_before, cb, cb_data);
+  return end_record(channel, r, len_before, cb, cb_data);
 }
 
 /* ------------------------------------------------------------------------
@@ -623,8 +661,7 @@ static void reject_handle(cp__channel *channel) {
 /* Parses one record and emits it as a message, or emits the reason it is
  * not one. text may point into the partial buffer, which is released once
  * the record is parsed. */
-static void deliver_record(cp__channel *channel, const char *text,
-                           size_t len) {
+static void deliver_record(cp__channel *channel, const char *text, size_t len) {
   cJSON *value = NULL;
   bool taken = false;
   bool internal;
@@ -651,8 +688,7 @@ static void deliver_record(cp__channel *channel, const char *text,
 
 /* Keeps the start of a record that a later chunk completes. Memory
  * exhaustion drops the record and skips the rest of it. */
-static int append_partial(cp__channel *channel, const char *bytes,
-                          size_t len) {
+static int append_partial(cp__channel *channel, const char *bytes, size_t len) {
   int r = cp__bytes_reserve(&channel->partial, len);
 
   if (r < 0) {
@@ -1002,8 +1038,10 @@ int cp__channel_open(uv_loop_t *loop, int fd, const cp__channel_events *events,
   }
 
   uv_idle_init(loop, &channel->idle);
+  uv_prepare_init(loop, &channel->prepare);
   channel->poll.data = channel;
   channel->idle.data = channel;
+  channel->prepare.data = channel;
   channel->fd = fd;
   channel->events = *events;
   channel->data = data;
