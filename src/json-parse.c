@@ -59,7 +59,11 @@ static cJSON *new_item(parser *ps, int type) {
   return item;
 }
 
-static void skip_whitespace(parser *ps) {
+/* Compact text, as JSON.stringify writes it, has no whitespace, so the
+ * first test usually ends the call. */
+static inline void skip_whitespace(parser *ps) {
+  if (ps->p < ps->end && *ps->p > ' ')
+    return;
   while (ps->p < ps->end && is_json_whitespace(*ps->p))
     ps->p++;
 }
@@ -233,6 +237,20 @@ static void add_digit(decimal_number *number, unsigned char c) {
   number->digits++;
 }
 
+/* Reads an integer part that does not start with 0: each digit is
+ * significant. */
+static void read_integer_digits(parser *ps, decimal_number *number) {
+  const unsigned char *p = ps->p;
+  uint64_t mantissa = 0;
+  int digits = 0;
+
+  for (; p < ps->end && is_digit(*p) && digits < 19; p++, digits++)
+    mantissa = mantissa * 10 + (uint64_t)(*p - '0');
+  number->mantissa = mantissa;
+  number->digits = digits;
+  ps->p = p;
+}
+
 static bool read_digits(parser *ps, decimal_number *number, bool fraction) {
   const unsigned char *p = ps->p;
 
@@ -353,10 +371,14 @@ static cJSON *parse_number(parser *ps) {
     number.negative = true;
     ps->p++;
   }
-  if (ps->p < ps->end && *ps->p == '0')
-    ps->p++;
-  else if (!read_digits(ps, &number, false))
+  if (ps->p == ps->end || !is_digit(*ps->p))
     return fail(ps, CP_ERR_IPC_INVALID_JSON);
+  if (*ps->p == '0') {
+    ps->p++;
+  } else {
+    read_integer_digits(ps, &number);
+    read_digits(ps, &number, false); /* digits past the 19th, if any */
+  }
 
   if (ps->p < ps->end && *ps->p == '.') {
     ps->p++;

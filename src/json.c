@@ -224,12 +224,24 @@ int cp__json_stringify(const cJSON *value, cp__bytes *out) {
  * Internal messages
  * ------------------------------------------------------------------------ */
 
+/* Every message goes through here, so the key is looked up by hand: the
+ * first byte rules out most keys without a call. */
+static const cJSON *find_cmd_member(const cJSON *object) {
+  for (const cJSON *member = object->child; member != NULL;
+       member = member->next) {
+    if (member->string != NULL && member->string[0] == 'c' &&
+        strcmp(member->string, "cmd") == 0)
+      return member;
+  }
+  return NULL;
+}
+
 bool cp__json_is_internal(const cJSON *value) {
   const cJSON *cmd;
 
   if (!cJSON_IsObject(value))
     return false;
-  cmd = cJSON_GetObjectItemCaseSensitive(value, "cmd");
+  cmd = find_cmd_member(value);
   if (!cJSON_IsString(cmd) || cmd->valuestring == NULL)
     return false;
   return strncmp(cmd->valuestring, "NODE_", 5) == 0 &&
