@@ -2,14 +2,15 @@
  * JSON.parse for one record, in one pass that checks the text strictly and
  * builds the cJSON values at the same time.
  *
- * cJSON's own parser is laxer than JSON.parse (it takes "01", raw control
- * characters and invalid UTF-8) and has limits of its own (63-character
- * numbers in 1.7.15 as released, \u0000 read as the end of a string), so
- * it needed a separate strict pass first; reading the record once here
- * costs about half as many instructions (docs/json-library.md). The
- * values are ordinary cJSON items, allocated with cJSON_malloc() as
- * cJSON's parser allocates them, so cJSON_Delete() frees them and every
- * cJSON function works on them.
+ * cJSON's own parser is laxer than JSON.parse: it takes "01", raw control
+ * characters and invalid UTF-8. It also has limits of its own, such as
+ * 63-character numbers in 1.7.15 as released and \u0000 read as the end
+ * of a string. So it needed a separate strict pass first, and reading the
+ * record once here takes the receiving side from about 4,000 to 2,200
+ * instructions per small message (docs/json-library.md). The values are
+ * ordinary cJSON items, allocated with cJSON_malloc() as cJSON's parser
+ * allocates them, so cJSON_Delete() frees them and every cJSON function
+ * works on them.
  *
  * A rejected record is scanned again by cp__json_classify_error() to
  * name the error. Rejections are rare, and the scan gives each record the
@@ -62,7 +63,7 @@ static cJSON *new_item(parser *ps, int type) {
 /* Compact text, as JSON.stringify writes it, has no whitespace, so the
  * first test usually ends the call. */
 static inline void skip_whitespace(parser *ps) {
-  if (ps->p < ps->end && *ps->p > ' ')
+  if (ps->p<ps->end && * ps->p> ' ')
     return;
   while (ps->p < ps->end && is_json_whitespace(*ps->p))
     ps->p++;
@@ -81,28 +82,28 @@ static bool accept_byte(parser *ps, unsigned char c) {
  * Strings
  * ------------------------------------------------------------------------ */
 
-/* Writes code point cp (below 0x110000, not a surrogate) as UTF-8 and
+/* Writes code_point (below 0x110000, not a surrogate) as UTF-8 and
  * returns the length. */
-static size_t encode_utf8(long cp, char *out) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
+static size_t encode_utf8(long code_point, char *out) {
+  if (code_point < 0x80) {
+    out[0] = (char)code_point;
     return 1;
   }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
+  if (code_point < 0x800) {
+    out[0] = (char)(0xC0 | (code_point >> 6));
+    out[1] = (char)(0x80 | (code_point & 0x3F));
     return 2;
   }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
+  if (code_point < 0x10000) {
+    out[0] = (char)(0xE0 | (code_point >> 12));
+    out[1] = (char)(0x80 | ((code_point >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (code_point & 0x3F));
     return 3;
   }
-  out[0] = (char)(0xF0 | (cp >> 18));
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
+  out[0] = (char)(0xF0 | (code_point >> 18));
+  out[1] = (char)(0x80 | ((code_point >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((code_point >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (code_point & 0x3F));
   return 4;
 }
 
@@ -177,31 +178,31 @@ static size_t decode_string(const unsigned char *p, const unsigned char *end,
  * printable ASCII, the common case, are found and copied in one step. */
 static char *parse_string_text(parser *ps) {
   const unsigned char *start = ps->p;
-  const unsigned char *close = skip_plain_string_bytes(start, ps->end);
-  bool plain = close < ps->end && *close == '"';
+  const unsigned char *closing_quote = skip_plain_string_bytes(start, ps->end);
+  bool plain = closing_quote < ps->end && *closing_quote == '"';
   char *text;
   size_t len;
   int r;
 
   if (!plain) {
-    close = start;
-    r = cp__json_scan_string(&close, ps->end, &ps->unsupported);
+    closing_quote = start;
+    r = cp__json_scan_string(&closing_quote, ps->end, &ps->unsupported);
     if (r < 0)
       return fail(ps, r);
-    close--; /* back onto the closing quote */
+    closing_quote--; /* back onto the closing quote */
   }
 
-  text = allocate(ps, (size_t)(close - start) + 1);
+  text = allocate(ps, (size_t)(closing_quote - start) + 1);
   if (text == NULL)
     return NULL;
   if (plain) {
-    len = (size_t)(close - start);
+    len = (size_t)(closing_quote - start);
     memcpy(text, start, len);
   } else {
-    len = decode_string(start, close, text);
+    len = decode_string(start, closing_quote, text);
   }
   text[len] = '\0';
-  ps->p = close + 1;
+  ps->p = closing_quote + 1;
   return text;
 }
 
