@@ -576,6 +576,12 @@ typedef void (*cp_send_cb)(cp_child *child, int status, void *data);
  * once and stays the caller's. handle may be NULL; options may be NULL; cb
  * may be NULL.
  *
+ * Unlike Node, the call does not write to the socket: the messages sent
+ * while a callback runs are written together, before the loop next waits
+ * for I/O (at once when 64 KiB are queued). So the loop must run for a
+ * message to leave, also when the channel is unref'd. A program that
+ * calls exit() right after a send loses the message.
+ *
  * Returns 1, or 0 once more than 128 KiB of messages wait to be written, as
  * Node's send() returns false: nothing is dropped, but the caller should
  * wait for callbacks before sending more. When the channel is not connected

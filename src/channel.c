@@ -12,9 +12,13 @@
  * its size.
  *
  * Writing: records are serialized into one output buffer, so that one
- * sendmsg() carries every record queued. A send with a callback leaves an
- * entry in a ring with the stream offset where its record ends; a send
- * without one leaves nothing.
+ * sendmsg() carries every record queued. A send does not write: the
+ * records wait until the loop's prepare phase, just before the loop next
+ * waits for I/O, or until WRITE_BATCH_BYTES of them wait. So a burst of
+ * sends from one callback costs one system call instead of one each. Once
+ * the socket is full, the rest goes out when it becomes writable. A send
+ * with a callback leaves an entry in a ring with the stream offset where
+ * its record ends; a send without one leaves nothing.
  *
  * Re-entrancy: listeners may call any function of the channel. The reader
  * keeps its position in the struct and re-reads it after every emit, and
@@ -43,6 +47,11 @@
 /* Per poll callback, so that one busy peer cannot starve the loop. */
 #define READS_PER_WAKEUP 64
 #define READ_BYTES_PER_WAKEUP (4 * 1024 * 1024)
+
+/* Unwritten bytes that make a send write at once instead of in the
+ * prepare phase. Below CP__CHANNEL_BACKLOG_LIMIT, so that send() returns 0
+ * only for bytes that the socket has refused, as Node's does. */
+#define WRITE_BATCH_BYTES (64 * 1024)
 
 /* Control buffer per recvmsg(), the size libuv uses on IPC pipes. */
 #define CONTROL_BUFFER_SIZE 256
@@ -84,6 +93,10 @@ typedef struct request_ring {
 struct cp__channel {
   uv_poll_t poll; /* the socket */
   uv_idle_t idle; /* runs deferred work from the loop */
+  /* Writes queued records before the loop waits for I/O. Referenced
+   * whatever the channel's ref state, and active only while records wait
+   * for their first write, so an unref'd channel still writes them. */
+  uv_prepare_t prepare;
   int fd; /* -1 once closing started */
   cp__channel_events events;
   void *data;
@@ -113,6 +126,8 @@ struct cp__channel {
   uint64_t written_total;
   uint64_t end_without_callback; /* newest record sent without a callback */
   int write_error;              /* the failure that dropped the backlog */
+  bool write_blocked; /* the socket took less than offered: wait until it
+                         is writable */
   bool write_error_event_due;   /* a dropped record had no callback */
   request_ring pending;         /* queued sends with a callback, in order */
   request_ring rejected;        /* sends refused since not connected */
@@ -129,6 +144,8 @@ struct cp__channel {
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 static void on_idle(uv_idle_t *handle);
+static void on_prepare(uv_prepare_t *handle);
+static bool flush_output(cp__channel *channel);
 
 /* ------------------------------------------------------------------------
  * Request rings
@@ -223,7 +240,8 @@ static void update_poll(cp__channel *channel) {
 
   if (channel->closing)
     return;
-  if (writable_backlog(channel) > 0 && channel->write_error == 0)
+  if (writable_backlog(channel) > 0 && channel->write_error == 0 &&
+      channel->write_blocked)
     events |= UV_WRITABLE;
   if (events == channel->poll_events)
     return;
@@ -389,9 +407,10 @@ static void begin_close(cp__channel *channel) {
   channel->received_fd = cp__close(channel->received_fd);
   discard_input(channel);
 
-  channel->handles_open = 2;
+  channel->handles_open = 3;
   uv_close((uv_handle_t *)&channel->poll, on_handle_closed);
   uv_close((uv_handle_t *)&channel->idle, on_handle_closed);
+  uv_close((uv_handle_t *)&channel->prepare, on_handle_closed);
 
   /* uv_close() has removed the descriptor from epoll, so closing it here
    * cannot disturb a descriptor that reuses the number later. */
@@ -439,6 +458,15 @@ static void run_deferred(cp__channel *channel) {
 }
 
 static void on_idle(uv_idle_t *handle) { run_deferred(handle->data); }
+
+static void on_prepare(uv_prepare_t *handle) {
+  cp__channel *channel = handle->data;
+
+  uv_prepare_stop(handle);
+  if (!channel->write_blocked)
+    flush_output(channel);
+  run_deferred(channel);
+}
 
 /* ------------------------------------------------------------------------
  * Writing
@@ -508,8 +536,10 @@ static bool flush_output(cp__channel *channel) {
 
     n = send_bytes(channel->fd, channel->out.data + channel->out_start, len,
                    pass_fd);
-    if (n == -EAGAIN)
+    if (n == -EAGAIN) {
+      channel->write_blocked = true;
       break;
+    }
     progressed = true;
 
     if (n < 0) {
@@ -525,8 +555,11 @@ static bool flush_output(cp__channel *channel) {
 
     /* A short write means the socket is full: another try would only
      * return EAGAIN. */
-    if ((size_t)n < len)
+    if ((size_t)n < len) {
+      channel->write_blocked = true;
       break;
+    }
+    channel->write_blocked = false;
   }
 
   if (channel->out_start > 0 && cp__channel_backlog(channel) == 0)
@@ -588,14 +621,25 @@ static int prepare_send(cp__channel *channel, cp__listener_fn cb) {
   return 0;
 }
 
+/* Writes the backlog now when it has grown to a batch, or has it written
+ * in the prepare phase. While the socket is full, writability does it. */
+static void schedule_write(cp__channel *channel) {
+  if (channel->write_blocked)
+    return;
+  if (writable_backlog(channel) >= WRITE_BATCH_BYTES)
+    flush_output(channel);
+  else
+    uv_prepare_start(&channel->prepare, on_prepare);
+}
+
 /*
- * Queues the record just appended to the output buffer (newline included),
- * writes at once when nothing was waiting before it, and returns Node's
- * send() result: whether the backlog is below CP__CHANNEL_BACKLOG_LIMIT.
- * Records held behind the gate count toward it.
+ * Queues the record just appended to the output buffer (newline included)
+ * for writing, and returns Node's send() result: whether the backlog is
+ * below CP__CHANNEL_BACKLOG_LIMIT. Records held behind the gate count
+ * toward it.
  */
-static int queue_record(cp__channel *channel, size_t backlog_before,
-                        cp__listener_fn cb, void *cb_data) {
+static int queue_record(cp__channel *channel, cp__listener_fn cb,
+                        void *cb_data) {
   uint64_t end = channel->written_total + cp__channel_backlog(channel);
 
   if (cb != NULL)
@@ -604,8 +648,7 @@ static int queue_record(cp__channel *channel, size_t backlog_before,
   else
     channel->end_without_callback = end;
 
-  if (backlog_before == 0)
-    flush_output(channel);
+  schedule_write(channel);
   update_poll(channel);
   if (has_work_due(channel))
     schedule(channel);
@@ -696,7 +739,6 @@ int cp__channel_send_handle(cp__channel *channel, const cJSON *value,
                             cp__listener_fn cb, void *cb_data) {
   cp__outgoing storage;
   cp__outgoing *out = NULL;
-  size_t backlog_before;
   size_t len_before;
   int r;
 
@@ -717,7 +759,6 @@ int cp__channel_send_handle(cp__channel *channel, const cJSON *value,
   if (r == 0 && out != NULL)
     r = reserve_handle_send(channel);
 
-  backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   if (r == 0)
     r = write_record(&channel->out, value, out);
@@ -731,7 +772,7 @@ int cp__channel_send_handle(cp__channel *channel, const cJSON *value,
       cp__outgoing_abandon(out);
     return r;
   }
-  return queue_record(channel, backlog_before, cb, cb_data);
+  return queue_record(channel, cb, cb_data);
 }
 
 int cp__channel_send(cp__channel *channel, const cJSON *value,
@@ -742,26 +783,19 @@ int cp__channel_send(cp__channel *channel, const cJSON *value,
 /* Text for cp__channel_send_raw() must be one JSON value on one line. A
  * string holding U+0000 is valid JSON that only cJSON cannot hold. */
 static int check_raw_json(const char *json, size_t len) {
-  cJSON *value = NULL;
   int r;
 
   if (memchr(json, '\n', len) != NULL)
     return CP_ERR_INVALID_ARG_VALUE;
 
-  r = cp__json_parse(json, len, &value);
+  r = cp__json_validate(json, len);
   if (r == -ENOMEM)
     return r;
-  if (r == CP_ERR_IPC_UNSUPPORTED_VALUE)
-    return 0;
-  if (r < 0)
-    return CP_ERR_INVALID_ARG_VALUE;
-  cJSON_Delete(value);
-  return 0;
+  return r < 0 ? CP_ERR_INVALID_ARG_VALUE : 0;
 }
 
 int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
                          cp__listener_fn cb, void *cb_data) {
-  size_t backlog_before;
   size_t len_before;
   int r;
 
@@ -778,7 +812,6 @@ int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
   if (r < 0)
     return r;
 
-  backlog_before = cp__channel_backlog(channel);
   len_before = channel->out.len;
   r = cp__bytes_append(&channel->out, json, len);
   if (r == 0)
@@ -787,7 +820,7 @@ int cp__channel_send_raw(cp__channel *channel, const char *json, size_t len,
     channel->out.len = len_before;
     return r;
   }
-  return queue_record(channel, backlog_before, cb, cb_data);
+  return queue_record(channel, cb, cb_data);
 }
 
 /* ------------------------------------------------------------------------
@@ -1436,8 +1469,10 @@ int cp__channel_open(uv_loop_t *loop, int fd, const cp__channel_events *events,
   }
 
   uv_idle_init(loop, &channel->idle);
+  uv_prepare_init(loop, &channel->prepare);
   channel->poll.data = channel;
   channel->idle.data = channel;
+  channel->prepare.data = channel;
   channel->fd = fd;
   channel->events = *events;
   channel->data = data;

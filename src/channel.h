@@ -93,9 +93,10 @@ int cp__channel_open(uv_loop_t *loop, int fd, const cp__channel_events *events,
 
 /*
  * Node's send(): serializes value at once (the caller keeps it) and queues
- * the record. When nothing else waits, the record is written at once.
- * Otherwise every queued record goes out, in as few sendmsg() calls as the
- * socket allows, once the socket is writable. Returns 1 while fewer than
+ * the record. Queued records are written together in the loop's prepare
+ * phase, before the loop next waits for I/O, or at once when 64 KiB wait.
+ * Once the socket is full, the rest goes out, in as few sendmsg() calls as
+ * the socket allows, when it becomes writable. Returns 1 while fewer than
  * CP__CHANNEL_BACKLOG_LIMIT bytes wait in user space, 0 at or past it.
  *
  * When not connected (after disconnect() or the peer's end of file), or

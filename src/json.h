@@ -14,37 +14,42 @@
 /*
  * Parses one record (a line without its newline) as Node's receiver does
  * with JSON.parse. JSON whitespace (space, tab, CR, LF) may surround the
- * value. Everything JSON.parse rejects is rejected, including input cJSON
- * alone accepts (leading zeros, "1.", control characters, a byte order
- * mark). text need not be NUL-terminated.
+ * value. Everything JSON.parse rejects is rejected, including input cJSON's
+ * own parser accepts (leading zeros, "1.", control characters, a byte
+ * order mark). text need not be NUL-terminated.
  *
  * The value matches the JavaScript object JSON.parse builds, so
  * cp__json_stringify() of it gives Node's JSON.stringify(JSON.parse(text)):
- * - Numbers are the nearest double at any length, as in JSON.parse. cJSON
- *   1.7.15 as released reads at most 63 characters of a number.
+ * - Numbers are the nearest double at any length, as in JSON.parse.
  * - A key given twice keeps the first key's position and the last value.
- *   cJSON alone keeps both members, and cJSON_GetObjectItem finds the
- *   first.
  * - Keys that are array indices ("0" to "4294967294" in canonical form)
  *   come first, in ascending order, then the other keys in order.
+ * Items have no flag bits in their type, and valueint is valuedouble
+ * saturated to int, as cJSON's parser leaves them.
  *
  * Returns 0 and the value (the caller frees it with cJSON_Delete), or
  * without a value:
  * - CP_ERR_IPC_INVALID_UTF8: overlong forms, UTF-16 surrogates, code points
- *   above U+10FFFF, truncated sequences. Checked before the JSON itself, so
- *   it wins over CP_ERR_IPC_INVALID_JSON.
+ *   above U+10FFFF, truncated sequences, anywhere in the record. This wins
+ *   over CP_ERR_IPC_INVALID_JSON.
  * - CP_ERR_IPC_INVALID_JSON: anything JSON.parse rejects, an empty or
  *   all-whitespace record included, as in Node.
  * - CP_ERR_IPC_UNSUPPORTED_VALUE: valid JSON that cJSON's C strings and
  *   UTF-8 cannot hold: a string with U+0000 (\u0000) or with a lone UTF-16
  *   surrogate escape (\ud800 without its pair), or nesting deeper than
  *   CJSON_NESTING_LIMIT (1000) arrays and objects. A record that nests too
- *   deep gets this code even when it is invalid further on.
- * - -ENOMEM. With glibc's malloc a failed allocation inside cJSON is seen
- *   through errno; an allocator set with cJSON_InitHooks that leaves errno
- *   alone makes it CP_ERR_IPC_INVALID_JSON instead.
+ *   deep gets this code even when its structure is invalid further on.
+ * - -ENOMEM. Values are allocated with cJSON_malloc(), so through the
+ *   allocator set with cJSON_InitHooks() if any.
  */
 int cp__json_parse(const char *text, size_t len, cJSON **value_out);
+
+/*
+ * Checks that text is one JSON value that JSON.parse accepts, at any depth
+ * and with any string, U+0000 and lone surrogate escapes included. Returns
+ * 0, CP_ERR_IPC_INVALID_UTF8, CP_ERR_IPC_INVALID_JSON or -ENOMEM.
+ */
+int cp__json_validate(const char *text, size_t len);
 
 /*
  * Appends JSON.stringify(value) to out, as Node writes it. The text is

@@ -82,12 +82,17 @@ static const cp__channel_events events = {
     .close = on_close,
 };
 
+/* The loop of the channel under test: the channel writes what was sent
+ * when its loop runs, so a read from the raw end runs it first. */
+static uv_loop_t *channel_loop;
+
 /* A channel on one end of a socket pair; returns the other end, blocking,
  * for the test to read and write by hand. */
 static int open_raw(uv_loop_t *loop, endpoint *e) {
   int sv[2];
 
   memset(e, 0, sizeof(*e));
+  channel_loop = loop;
   for (size_t i = 0; i < KEPT; i++)
     e->fds[i] = -1;
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -141,6 +146,24 @@ static void raw_send(int raw, const char *text, int fd) {
   assert_int_equal(sendmsg(raw, &message, 0), (ssize_t)strlen(text));
 }
 
+/* Whether the raw end has bytes to read now. */
+static bool raw_readable(int raw) {
+  char byte;
+
+  return recv(raw, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
+
+/* Runs the channel's loop without blocking until the raw end has a byte
+ * or end of file, or the loop has nothing left to run. */
+static void wait_readable(int raw) {
+  char byte;
+
+  while (recv(raw, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+         errno == EAGAIN && channel_loop != NULL &&
+         uv_run(channel_loop, UV_RUN_NOWAIT) != 0) {
+  }
+}
+
 /* Reads one line (newline included) into line, and the descriptor that
  * came with its bytes into *fd, or -1. Reads a byte at a time, so that a
  * descriptor is seen with the byte it rides on. */
@@ -148,6 +171,7 @@ static void raw_read_line(int raw, char *line, size_t size, int *fd) {
   size_t len = 0;
 
   *fd = -1;
+  wait_readable(raw);
   while (len + 1 < size) {
     union {
       struct cmsghdr align;
@@ -171,13 +195,6 @@ static void raw_read_line(int raw, char *line, size_t size, int *fd) {
       break;
   }
   line[len] = '\0';
-}
-
-/* Whether the raw end has bytes to read now. */
-static bool raw_readable(int raw) {
-  char byte;
-
-  return recv(raw, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 
 static bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
@@ -271,6 +288,7 @@ static void handle_send_holds_later_sends_until_ack(void **state) {
                    1);
   assert_int_equal(send_text(&a, "2", NULL, NULL), 1);
   assert_int_equal(send_text(&a, "3", NULL, NULL), 1);
+  pump(&loop);
   assert_int_equal(cp__channel_backlog(a.channel), 4);
 
   raw_read_line(raw, line, sizeof(line), &fd);

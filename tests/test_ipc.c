@@ -2,6 +2,7 @@
  * peers. */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,7 +69,8 @@ static void on_message(cp_child *child, const cp_event *event, void *data) {
     cJSON_AddItemToArray(record->messages, value);
   }
   record->message_count++;
-  if (record->event_count == 0 || record->events[record->event_count - 1] != 'M')
+  if (record->event_count == 0 ||
+      record->events[record->event_count - 1] != 'M')
     record_event(record, 'M');
   if (record->disconnect_on_count && record->message_count == record->expected)
     assert_int_equal(cp_child_disconnect(child), 0);
@@ -112,8 +114,7 @@ static void watch(cp_child *child, ipc_record *record) {
                                         CP_EVENT_CLOSE, CP_EVENT_ERROR};
 
   record->messages = cJSON_CreateArray();
-  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, on_message, record),
-                   0);
+  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, on_message, record), 0);
   assert_int_equal(
       cp_child_on(child, CP_EVENT_INTERNAL_MESSAGE, on_internal, record), 0);
   for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
@@ -127,7 +128,9 @@ static void finish(uv_loop_t *loop, cp_child *child, ipc_record *record) {
   free(record->seqs);
 }
 
-static const char *echo_worker(void) { return CP_TEST_EXAMPLES_DIR "/echo-worker"; }
+static const char *echo_worker(void) {
+  return CP_TEST_EXAMPLES_DIR "/echo-worker";
+}
 
 static bool have_node(void) {
   if (system("node --version >/dev/null 2>&1") == 0)
@@ -185,7 +188,13 @@ static void fork_c_echo_worker_keeps_order(void **state) {
 
 static void fork_node_child_round_trips_values(void **state) {
   static const char *const texts[] = {
-      "\"hello\"", "42", "-0.5", "1e+21", "null", "true", "[1,\"x\",{\"a\":[]}]",
+      "\"hello\"",
+      "42",
+      "-0.5",
+      "1e+21",
+      "null",
+      "true",
+      "[1,\"x\",{\"a\":[]}]",
       ("{\"s\":\"\xc3\xbcn\xc3\xaf\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x80\xa8"
        "\xe2\x80\xa9\\n\\\"\\\\\"}"),
   };
@@ -212,8 +221,8 @@ static void fork_node_child_round_trips_values(void **state) {
   assert_string_equal(record.events, "IMDXC");
   assert_int_equal(record.message_count, COUNT);
   for (size_t i = 0; i < COUNT; i++) {
-    char *text = cJSON_PrintUnformatted(
-        cJSON_GetArrayItem(record.messages, (int)i));
+    char *text =
+        cJSON_PrintUnformatted(cJSON_GetArrayItem(record.messages, (int)i));
     cJSON *expected = cJSON_Parse(texts[i]);
     char *expected_text = cJSON_PrintUnformatted(expected);
 
@@ -281,15 +290,14 @@ static void add_listener_after_echoes(cp_child *child, const cp_event *event,
   assert_int_equal(record->message_count, 0);
   record->disconnect_on_count = true;
   record->expected = 3;
-  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, on_message, record),
-                   0);
+  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, on_message, record), 0);
 }
 
 /* As in Node, messages that come before any MESSAGE listener are kept and
  * delivered, in order, once one is added. */
 static void messages_before_listener_are_kept(void **state) {
-  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js",
-                              "notify", NULL};
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "notify",
+                              NULL};
   cp_fork_options options = {.exec_path = "node"};
   uv_loop_t loop;
   ipc_record record = {0};
@@ -329,8 +337,8 @@ static void child_side_keeps_messages_before_listener(void **state) {
       0);
   watch(child, &record);
   send_numbered(child, 3);
-  assert_int_equal(
-      cp_child_send_json(child, go, sizeof(go) - 1, NULL, NULL), 1);
+  assert_int_equal(cp_child_send_json(child, go, sizeof(go) - 1, NULL, NULL),
+                   1);
 
   cp_test_loop_run(&loop, GUARD_MS);
 
@@ -419,6 +427,173 @@ static void send_backlog_with_slow_node_reader(void **state) {
   assert_in_order(&record, (int)sent);
   free(payload);
   finish(&loop, child, &record);
+}
+
+/* The order of send callbacks and other events in one run, as text: 'c'
+ * for a callback with status 0, 'e' for one with an error, 'R' for the
+ * moment the Node child was let go, 'M' for an echo. */
+typedef struct callback_log {
+  char events[4096];
+  size_t len;
+  size_t callbacks;
+  int first_error;
+  bool out_of_order;
+} callback_log;
+
+typedef struct logged_send {
+  callback_log *log;
+  size_t index;
+} logged_send;
+
+static void log_event(callback_log *log, char letter) {
+  if (log->len + 1 < sizeof log->events)
+    log->events[log->len++] = letter;
+}
+
+static void log_send_done(cp_child *child, int status, void *data) {
+  logged_send *send = data;
+  callback_log *log = send->log;
+
+  (void)child;
+  if (send->index != log->callbacks)
+    log->out_of_order = true;
+  log->callbacks++;
+  if (status != 0 && log->first_error == 0)
+    log->first_error = status;
+  log_event(log, status == 0 ? 'c' : 'e');
+}
+
+static void log_echo(cp_child *child, const cp_event *event, void *data) {
+  (void)child;
+  (void)event;
+  log_event(data, 'M');
+}
+
+/* Sends 16 KiB messages, each with a logged callback, until send()
+ * returns 0. Returns how many were sent. */
+static size_t send_until_backlog(cp_child *child, logged_send *sends,
+                                 size_t max, callback_log *log) {
+  char *payload = malloc(16 * 1024 + 1);
+  size_t sent = 0;
+  int r = 1;
+
+  assert_non_null(payload);
+  memset(payload, 'x', 16 * 1024);
+  payload[16 * 1024] = '\0';
+  while (r == 1 && sent < max) {
+    cJSON *message = numbered((int)sent);
+
+    cJSON_AddStringToObject(message, "pad", payload);
+    sends[sent] = (logged_send){.log = log, .index = sent};
+    r = cp_child_send(child, message, NULL, NULL, log_send_done, &sends[sent]);
+    cJSON_Delete(message);
+    sent++;
+  }
+  free(payload);
+  assert_int_equal(r, 0);
+  return sent;
+}
+
+static size_t count_letter(const callback_log *log, char letter) {
+  size_t count = 0;
+
+  for (size_t i = 0; i < log->len; i++)
+    count += log->events[i] == letter;
+  return count;
+}
+
+/* Runs a few loop iterations without waiting: enough for every write the
+ * socket accepts and every callback due, with no time involved. */
+static void run_without_waiting(uv_loop_t *loop) {
+  for (int i = 0; i < 8; i++)
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* A Node child that reads nothing yet: the callbacks of the messages the
+ * socket took run at once, in order; those of the messages queued past
+ * it run only after the child starts reading, and in order too. */
+static void send_callbacks_wait_for_node_reader(void **state) {
+  enum { MAX_SENDS = 200 };
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "stdin",
+                              NULL};
+  cp_fork_options options = {.exec_path = "node", .silent = true};
+  logged_send sends[MAX_SENDS];
+  callback_log log = {0};
+  uv_loop_t loop;
+  cp_child *child;
+  size_t sent;
+  size_t before_release;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+  assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE, log_echo, &log), 0);
+
+  sent = send_until_backlog(child, sends, MAX_SENDS, &log);
+  run_without_waiting(&loop);
+  before_release = log.callbacks;
+  /* Some messages fit in the socket; 128 KiB and more did not. */
+  assert_true(before_release < sent);
+  assert_int_equal(count_letter(&log, 'c'), before_release);
+
+  log_event(&log, 'R');
+  /* 1: Node's write() returns true. */
+  assert_int_equal(cp_stream_write(cp_child_stdin(child), "go", 2, NULL, NULL),
+                   1);
+  cp_child_disconnect(child);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_false(log.out_of_order);
+  assert_int_equal(log.callbacks, sent);
+  assert_int_equal(count_letter(&log, 'c'), sent);
+  assert_int_equal(count_letter(&log, 'e'), 0);
+  /* Every callback before the release came first, the rest after it. */
+  assert_int_equal(log.events[before_release], 'R');
+  assert_null(memchr(log.events + before_release + 1, 'R',
+                     log.len - before_release - 1));
+  cp_child_release(child);
+  cp_test_loop_finish(&loop);
+}
+
+/* A Node child killed while messages wait for it: each queued message's
+ * callback gets an error, never 0, and callbacks keep their order. */
+static void send_callbacks_fail_when_node_child_killed(void **state) {
+  enum { MAX_SENDS = 200 };
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "stdin",
+                              NULL};
+  cp_fork_options options = {.exec_path = "node", .silent = true};
+  logged_send sends[MAX_SENDS];
+  callback_log log = {0};
+  uv_loop_t loop;
+  cp_child *child;
+  size_t sent;
+  size_t before_kill;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+
+  sent = send_until_backlog(child, sends, MAX_SENDS, &log);
+  run_without_waiting(&loop);
+  before_kill = log.callbacks;
+  assert_true(before_kill < sent);
+
+  assert_int_equal(cp_child_kill(child, SIGKILL), 1);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_false(log.out_of_order);
+  assert_int_equal(log.callbacks, sent);
+  assert_int_equal(count_letter(&log, 'c'), before_kill);
+  assert_int_equal(count_letter(&log, 'e'), sent - before_kill);
+  if (log.first_error != -EPIPE && log.first_error != -ECONNRESET &&
+      log.first_error != CP_ERR_IPC_CHANNEL_CLOSED)
+    fail_msg("first failed callback got %s", cp_err_name(log.first_error));
+  cp_child_release(child);
+  cp_test_loop_finish(&loop);
 }
 
 static void on_send_status(cp_child *child, int status, void *data) {
@@ -519,8 +694,8 @@ static void fork_replaces_channel_variables_in_env(void **state) {
                                    {CP_STDIO_PIPE, 0},
                                    {CP_STDIO_INHERIT, 0},
                                    {CP_STDIO_IPC, 0}};
-  const char *const args[] = {"-c", "env | grep -E '^(NODE_CHANNEL|KEEP)' | sort",
-                              NULL};
+  const char *const args[] = {
+      "-c", "env | grep -E '^(NODE_CHANNEL|KEEP)' | sort", NULL};
   cp_spawn_options options = {.env = env, .stdio = stdio, .stdio_count = 4};
   cp_test_record record;
   uv_loop_t loop;
@@ -545,6 +720,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(messages_before_listener_are_kept),
       cmocka_unit_test(node_child_messages_keep_order),
       cmocka_unit_test(send_backlog_with_slow_node_reader),
+      cmocka_unit_test(send_callbacks_wait_for_node_reader),
+      cmocka_unit_test(send_callbacks_fail_when_node_child_killed),
       cmocka_unit_test(child_side_keeps_messages_before_listener),
       cmocka_unit_test(send_after_disconnect_fails_with_channel_closed),
       cmocka_unit_test(send_without_channel_fails_with_channel_closed),

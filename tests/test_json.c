@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -667,6 +668,266 @@ static void json_parse_structure_errors(void **state) {
  * Internal messages and byte buffers
  * ------------------------------------------------------------------------ */
 
+/* Numbers on both sides of the parser's exact path (at most 15
+ * significant digits, a power of ten up to 10^22) against glibc's strtod,
+ * which rounds correctly; JSON.parse gives the same doubles. */
+static void json_parse_numbers_match_strtod(void **state) {
+  static const char *const numbers[] = {
+      "0",
+      "-0",
+      "7",
+      "-7",
+      "123456",
+      "999999999999999",
+      "1000000000000000",
+      "9007199254740993",
+      "18446744073709551615",
+      "18446744073709551616",
+      "123456789012345678901234567890",
+      "0.1",
+      "0.3",
+      "-0.000001",
+      "1e-7",
+      "123456789012345e22",
+      "123456789012345e23",
+      "1e22",
+      "1e23",
+      "1e-22",
+      "1e-23",
+      "4.35",
+      "0.000000000000000000000000001",
+      "1.000000000000000000",
+      "100000000000000000000000000000000000000e-38",
+      "3.141592653589793",
+      "2.718281828459045235360287",
+      "1.7976931348623157e308",
+      "-1.7976931348623157e308",
+      "5e-324",
+      "2.2250738585072014e-308",
+      "1e400",
+      "-1e400",
+      "0e999",
+      "0.0e-999",
+      "1e-400",
+      "-1e-400",
+      "0.1e1",
+      "12345678901234567890e-20",
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof numbers / sizeof *numbers; i++) {
+    double expected = strtod(numbers[i], NULL);
+    double actual = parse_number(numbers[i]);
+
+    if (memcmp(&actual, &expected, sizeof actual) != 0)
+      fail_msg("%s: got %a, expected %a", numbers[i], actual, expected);
+  }
+}
+
+/* cJSON's parser leaves valueint as valuedouble saturated to int. */
+static void json_parse_valueint_saturated(void **state) {
+  static const struct {
+    const char *text;
+    int valueint;
+  } cases[] = {
+      {"42", 42},         {"-42.9", -42},           {"2147483647", INT_MAX},
+      {"1e10", INT_MAX},  {"-2147483648", INT_MIN}, {"-1e10", INT_MIN},
+      {"1e400", INT_MAX}, {"-1e400", INT_MIN},
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    cJSON *value = parse_ok(cases[i].text);
+
+    assert_int_equal(value->valueint, cases[i].valueint);
+    cJSON_Delete(value);
+  }
+}
+
+static void expect_string_value(const char *text, size_t len,
+                                const char *expected, size_t expected_len) {
+  cJSON *value = NULL;
+
+  assert_int_equal(cp__json_parse(text, len, &value), 0);
+  assert_true(cJSON_IsString(value));
+  assert_int_equal(strlen(value->valuestring), expected_len);
+  assert_memory_equal(value->valuestring, expected, expected_len);
+  cJSON_Delete(value);
+}
+
+/* Escapes decode to UTF-8, and raw UTF-8 passes through, in strings short
+ * and long (the scanner tests eight bytes at a time). */
+static void json_parse_strings_decoded(void **state) {
+  (void)state;
+
+  expect_string_value(B("\"\""), B(""));
+  expect_string_value(B("\"hello\""), B("hello"));
+  expect_string_value(B("\"a longer plain string of ASCII\""),
+                      B("a longer plain string of ASCII"));
+  expect_string_value(B("\"\\\"\\\\\\/\\b\\f\\n\\r\\t\""),
+                      B("\"\\/\b\f\n\r\t"));
+  expect_string_value(B("\"\\u0041\\u00e9\\u20AC\""),
+                      B("A\xc3\xa9\xe2\x82\xac"));
+  expect_string_value(B("\"\\ud83d\\ude00 and \\uD834\\uDD1E\""),
+                      B("\xf0\x9f\x98\x80 and \xf0\x9d\x84\x9e"));
+  expect_string_value(B("\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end\""),
+                      B("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end"));
+  expect_string_value(B("\"plain start, then\\nescape, then plain again\""),
+                      B("plain start, then\nescape, then plain again"));
+  expect_string_value(B("\"\\u007f\\u0080\\u07ff\\u0800\\uffff\""),
+                      B("\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"));
+
+  /* U+0000 and lone surrogates, also next to valid escapes. */
+  expect_parse_error(B("\"a\\u0000\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\ud83d\\u0041\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("\"\\ude00\\ud83d\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("{\"\\u0000\":1}"), CP_ERR_IPC_UNSUPPORTED_VALUE);
+  expect_parse_error(B("[\"\\ud800\",]"), CP_ERR_IPC_INVALID_JSON);
+}
+
+/* The items are ordinary cJSON items: no flag bits in type, the first
+ * child's prev is the last child, and cJSON's own functions work on
+ * them. */
+static void json_parse_items_as_cjson(void **state) {
+  cJSON *value = parse_ok("{\"a\":[1,\"x\",true,false,null],\"b\":{}}");
+  cJSON *array = cJSON_GetObjectItemCaseSensitive(value, "a");
+  cJSON *copy;
+  (void)state;
+
+  assert_int_equal(value->type, cJSON_Object);
+  assert_int_equal(array->type, cJSON_Array);
+  assert_int_equal(cJSON_GetArraySize(array), 5);
+  assert_ptr_equal(array->child->prev, cJSON_GetArrayItem(array, 4));
+  assert_null(cJSON_GetArrayItem(array, 4)->next);
+  assert_int_equal(cJSON_GetArrayItem(array, 1)->type, cJSON_String);
+  assert_int_equal(cJSON_GetArrayItem(array, 2)->type, cJSON_True);
+  assert_int_equal(cJSON_GetArrayItem(array, 3)->type, cJSON_False);
+  assert_int_equal(cJSON_GetArrayItem(array, 4)->type, cJSON_NULL);
+  assert_ptr_equal(value->child->prev,
+                   cJSON_GetObjectItemCaseSensitive(value, "b"));
+
+  copy = cJSON_Duplicate(value, true);
+  assert_true(cJSON_Compare(value, copy, true));
+  cJSON_DeleteItemFromArray(array, 0);
+  cJSON_AddItemToArray(array, cJSON_CreateNumber(2));
+  assert_false(cJSON_Compare(value, copy, true));
+  expect_stringify(value, "{\"a\":[\"x\",true,false,null,2],\"b\":{}}");
+  cJSON_Delete(copy);
+  cJSON_Delete(value);
+}
+
+static size_t hook_allocations;
+
+static void *counting_malloc(size_t size) {
+  hook_allocations++;
+  return malloc(size);
+}
+
+static void counting_free(void *memory) {
+  if (memory != NULL)
+    hook_allocations--;
+  free(memory);
+}
+
+/* Items and strings come from cJSON's allocator, so the hooks a program
+ * set with cJSON_InitHooks() allocate and free every one of them. */
+static void json_parse_uses_cjson_hooks(void **state) {
+  cJSON_Hooks hooks = {counting_malloc, counting_free};
+  cJSON *value;
+  (void)state;
+
+  cJSON_InitHooks(&hooks);
+  value = parse_ok("{\"seq\":1,\"data\":\"hello\",\"a\":1,\"a\":[\"\\n\"]}");
+  /* The object; seq with its key; data with its key and string; the
+   * last a with its key, its array, and the array's item and string. The
+   * first a and its key were freed as a duplicate. */
+  assert_int_equal(hook_allocations, 10);
+  cJSON_Delete(value);
+  assert_int_equal(hook_allocations, 0);
+
+  expect_parse_error(B("{\"a\":[\"b\",{\"c\":tru}]}"), CP_ERR_IPC_INVALID_JSON);
+  assert_int_equal(hook_allocations, 0);
+  cJSON_InitHooks(NULL);
+}
+
+/* Which error a rejected record gets does not depend on where the parser
+ * stopped: invalid UTF-8 anywhere wins, then an invalid string or number,
+ * then nesting too deep, then the structure. */
+static void json_parse_error_precedence(void **state) {
+  char *deep = nested_arrays(CJSON_NESTING_LIMIT + 1);
+  size_t deep_len = strlen(deep);
+  char *text = malloc(deep_len + 16);
+  (void)state;
+
+  expect_parse_error(B("[1,,\"\xff\"]"), CP_ERR_IPC_INVALID_UTF8);
+  expect_parse_error(B("{]\xc0\x80"), CP_ERR_IPC_INVALID_UTF8);
+  expect_parse_error(B("[1,,01]"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("{\"a\" 1}"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("[true false]"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("[1] [2]"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("nul"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("truex"), CP_ERR_IPC_INVALID_JSON);
+
+  /* A structure error before deep nesting. */
+  memcpy(text, "[,", 2);
+  memcpy(text + 2, deep, deep_len);
+  expect_parse_error(text, deep_len + 2, CP_ERR_IPC_UNSUPPORTED_VALUE);
+  /* A lexical error wins over depth. */
+  memcpy(text + deep_len + 2, "01", 2);
+  expect_parse_error(text, deep_len + 4, CP_ERR_IPC_INVALID_JSON);
+
+  free(text);
+  free(deep);
+}
+
+/* Whitespace JSON allows goes anywhere between tokens; nothing else does. */
+static void json_parse_whitespace_between_tokens(void **state) {
+  (void)state;
+
+  expect_round_trip(B(" \t\r\n{ \"a\" : [ 1 , \"b\" , { } , [ ] ] ,\n\"c\"\t:"
+                      "null } \r\n"),
+                    "{\"a\":[1,\"b\",{},[]],\"c\":null}");
+  expect_parse_error(B("[1,\f2]"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("{\"a\":1\v}"), CP_ERR_IPC_INVALID_JSON);
+  expect_parse_error(B("\xc2\xa0"
+                       "1"),
+                     CP_ERR_IPC_INVALID_JSON);
+}
+
+/* Text sent as it is may hold values cJSON cannot: any depth, U+0000 and
+ * lone surrogates. The rest must be JSON. */
+static void json_validate_accepts_any_json(void **state) {
+  char *deep = nested_arrays(5000);
+  static const char *const valid[] = {
+      "1",           " {\"a\":[1,{\"b\":null}],\"c\":\"\\u0000\"} ",
+      "\"\\ud800\"", "[]",
+      "{}",          "[[],{}]",
+      "-0.5e-3",     "true",
+  };
+  static const char *const invalid[] = {
+      "",        " ",     "[1,]",       "{\"a\":1,}", "[1 2]",
+      "{\"a\"}", "{1:2}", "[01]",       "\"\\x\"",    "[true,fals]",
+      "[1]]",    "[[1]",  "{\"a\":1}{", "\"\t\"",
+  };
+  (void)state;
+
+  assert_int_equal(cp__json_validate(deep, strlen(deep)), 0);
+  assert_int_equal(cp__json_validate(deep, strlen(deep) - 1),
+                   CP_ERR_IPC_INVALID_JSON);
+  free(deep);
+
+  for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
+    assert_int_equal(cp__json_validate(valid[i], strlen(valid[i])), 0);
+  for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+    if (cp__json_validate(invalid[i], strlen(invalid[i])) !=
+        CP_ERR_IPC_INVALID_JSON)
+      fail_msg("accepted or misreported: [%s]", invalid[i]);
+  }
+  assert_int_equal(cp__json_validate(B("[1,\"\xed\xa0\x80\"]")),
+                   CP_ERR_IPC_INVALID_UTF8);
+  assert_int_equal(cp__json_validate(B("[1,]\xff")), CP_ERR_IPC_INVALID_UTF8);
+}
+
 static void json_is_internal_as_node(void **state) {
   static const struct {
     const char *text;
@@ -879,6 +1140,14 @@ int main(int argc, char **argv) {
       cmocka_unit_test(json_parse_array_index_keys_first),
       cmocka_unit_test(json_parse_large_objects),
       cmocka_unit_test(json_parse_structure_errors),
+      cmocka_unit_test(json_parse_numbers_match_strtod),
+      cmocka_unit_test(json_parse_valueint_saturated),
+      cmocka_unit_test(json_parse_strings_decoded),
+      cmocka_unit_test(json_parse_items_as_cjson),
+      cmocka_unit_test(json_parse_uses_cjson_hooks),
+      cmocka_unit_test(json_parse_error_precedence),
+      cmocka_unit_test(json_parse_whitespace_between_tokens),
+      cmocka_unit_test(json_validate_accepts_any_json),
       cmocka_unit_test(json_is_internal_as_node),
       cmocka_unit_test(json_bytes_reserve_and_append),
       cmocka_unit_test(json_matches_node_corpus),

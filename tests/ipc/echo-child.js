@@ -6,6 +6,8 @@
 // {"cmd":"NODE_TEST_ECHOED"}. With "count N", it sends N small numbered
 // messages and exits once the last is written. With "sleep MS", it blocks
 // for MS milliseconds before it starts echoing, so it reads nothing then.
+// With "stdin", it blocks until a byte arrives on stdin (or stdin ends)
+// before it starts echoing, so the parent decides when it reads.
 'use strict';
 
 const mode = process.argv[2];
@@ -19,6 +21,13 @@ if (mode === 'count') {
   for (let seq = 0; seq < count - 1; seq++) process.send({ seq, data: 'x'.repeat(4096) });
   process.send({ seq: count - 1, data: 'x'.repeat(4096) }, () => process.exit(0));
 } else {
+  if (mode === 'stdin') {
+    try {
+      require('node:fs').readSync(0, Buffer.alloc(1));
+    } catch (error) {
+      if (error.code !== 'EOF') throw error;
+    }
+  }
   if (mode === 'sleep') {
     const until = Date.now() + Number(process.argv[3]);
     while (Date.now() < until);
