@@ -98,6 +98,13 @@ heading "worker-pool: 4 forked C workers each read files under /usr/include" \
   "halfway: its jobs in flight go to the others."
 run worker-pool -k /usr/include 4
 
+heading "prefork-server: the parent listens on a loopback port and sends the" \
+  "listening socket to 4 forked C workers as a net.Server handle, then" \
+  "closes its own copy. The workers accept on it in competition and answer" \
+  "300 HTTP requests that the parent makes, 16 at a time. The kernel picks" \
+  "the worker for each connection, so the spread is uneven."
+run prefork-server --workers 4 --requests 300
+
 heading "fork-node: a C parent forks a Node.js script and exchanges messages" \
   "with it (non-ASCII text, a nested object, an internal NODE_ message)," \
   "then disconnects. Prints a note and passes when node is not installed."
