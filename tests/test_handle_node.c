@@ -189,6 +189,17 @@ static void handle_node_parent_socket_read_by_c_child(void **state) {
   run_node_parent("socket");
 }
 
+/* The C child cannot install the socket's first delivery and answers
+ * NACK; Node resends it wrapped in a second envelope, and the child takes
+ * it, reads every byte and answers one ACK (a second would make Node v20
+ * throw ERR_INTERNAL_ASSERTION). */
+static void handle_node_parent_socket_resent_after_nack(void **state) {
+  (void)state;
+  if (!have_node())
+    skip();
+  run_node_parent("nack");
+}
+
 /* Node sends a bound dgram.Socket, then closes its own copy: the C child
  * replies to every datagram. */
 static void handle_node_parent_dgram_served_by_c_child(void **state) {
@@ -591,6 +602,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(handle_node_parent_server_served_by_c_child),
       cmocka_unit_test(handle_node_parent_socket_read_by_c_child),
+      cmocka_unit_test(handle_node_parent_socket_resent_after_nack),
       cmocka_unit_test(handle_node_parent_dgram_served_by_c_child),
       cmocka_unit_test(handle_node_child_serves_c_server),
       cmocka_unit_test(handle_node_child_gets_socket_mid_stream),

@@ -8,12 +8,16 @@
 //   socket  the server side of a TCP connection, handed over unread
 //           after the client wrote 32 KiB, while the client writes 1 MiB
 //           more; the child must read every byte, in order.
+//   nack    as socket, but the child first makes the descriptor's first
+//           delivery fail, so it answers NODE_HANDLE_NACK; Node resends
+//           the socket inside a second envelope, and the child must take
+//           it and answer with one NODE_HANDLE_ACK.
 //   dgram   a dgram.Socket bound on 127.0.0.1; once the child is bound,
 //           this process closes its own copy and sends 5 datagrams from
 //           another socket, expecting "c:<child pid>" for each.
 //
 // Every case also checks that the child answered the handle with exactly
-// one NODE_HANDLE_ACK. Prints "<mode> ok" and exits with status 0 on
+// one NODE_HANDLE_ACK, and with no NODE_HANDLE_NACK except in nack mode. Prints "<mode> ok" and exits with status 0 on
 // success; prints the reason and exits with status 1 otherwise.
 'use strict';
 
@@ -25,6 +29,7 @@ const mode = process.argv[2];
 const child = spawn(process.argv[3], [], { stdio: ['inherit', 'inherit', 'inherit', 'ipc'] });
 const ROUNDS = 5;
 let acks = 0;
+let nacks = 0;
 let failed = false;
 
 function fail(reason) {
@@ -37,13 +42,15 @@ function fail(reason) {
 
 function finish() {
   if (acks !== 1) return fail(`${acks} NODE_HANDLE_ACK messages, expected 1`);
+  const expectedNacks = mode === 'nack' ? 1 : 0;
+  if (nacks !== expectedNacks) return fail(`${nacks} NODE_HANDLE_NACK messages, expected ${expectedNacks}`);
   console.log(`${mode} ok`);
   child.disconnect();
 }
 
 child.on('internalMessage', (message) => {
   if (message.cmd === 'NODE_HANDLE_ACK') acks++;
-  if (message.cmd === 'NODE_HANDLE_NACK') fail('the child sent NODE_HANDLE_NACK');
+  if (message.cmd === 'NODE_HANDLE_NACK') nacks++;
 });
 child.on('exit', (code, signal) => {
   if (!failed && code !== 0) fail(`child exit ${code} ${signal}`);
@@ -100,6 +107,12 @@ async function socketMode() {
   // These bytes wait in the kernel and travel with the socket.
   await new Promise((resolve) => client.write(pattern(0, FIRST), resolve));
   const socket = await accepted;
+  if (mode === 'nack') {
+    const armed = new Promise((resolve) => child.once('message', resolve));
+    child.send({ cmd: 'nack-next' });
+    const reply = await armed;
+    if (reply.armed !== child.pid) return fail(`reply ${JSON.stringify(reply)}`);
+  }
 
   child.once('message', (reply) => {
     if (reply.bytes !== FIRST + REST || reply.bad !== 0)
@@ -133,7 +146,7 @@ function dgramMode() {
   });
 }
 
-const modes = { serve: serveMode, socket: socketMode, dgram: dgramMode };
+const modes = { serve: serveMode, socket: socketMode, nack: socketMode, dgram: dgramMode };
 if (!modes[mode]) {
   console.log(`unknown mode ${mode}`);
   process.exit(2);
