@@ -14,11 +14,11 @@
  *
  * Prints: handles_per_s=RATE handles=COUNT seconds=ELAPSED
  *
- * TODO: not built yet. It is written against the handle-passing API that
- * the library is about to get (cp_handle, CP_HANDLE_NET_SOCKET,
- * cp_event_take_handle()); add it to cp_bench_programs in
- * cmake/CpBench.cmake, and a "handles" group to bench/run.py, once
- * cp_child_send() accepts a handle.
+ * TODO: not built yet, because it uses the handle-passing API that the
+ * library is about to get (cp_handle, CP_HANDLE_NET_SOCKET,
+ * cp_event_take_handle()). Once cp_child_send() accepts a handle, add it
+ * to cp_bench_programs in cmake/CpBench.cmake and a "handles" group to
+ * bench/run.py.
  */
 #include <errno.h>
 #include <stdio.h>

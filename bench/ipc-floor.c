@@ -30,13 +30,13 @@
 /* One line under construction: the header is written just in front of
  * TEXT, so only the digits change between lines. */
 typedef struct line_buffer {
-  char *memory; /* HEADROOM, TEXT, "}\n */
+  char *memory; /* HEADROOM bytes, TEXT, then the 3 bytes "}\n */
   size_t size;  /* bytes of TEXT */
 } line_buffer;
 
 static void make_line_buffer(line_buffer *line, size_t size) {
   line->size = size;
-  line->memory = malloc(HEADROOM + size + 2);
+  line->memory = malloc(HEADROOM + size + 3);
   if (line->memory == NULL)
     bench_fail("out of memory");
   for (size_t i = 0; i < size; i++)

@@ -25,11 +25,7 @@ target_link_libraries(cp_bench_util PRIVATE m)
 
 add_custom_target(cp_bench_programs)
 foreach(name IN LISTS cp_bench_programs)
-  set(source "${PROJECT_SOURCE_DIR}/bench/${name}.c")
-  if(NOT EXISTS "${source}")
-    continue()
-  endif()
-  add_executable(bench_${name} "${source}")
+  add_executable(bench_${name} "${PROJECT_SOURCE_DIR}/bench/${name}.c")
   target_link_libraries(bench_${name} PRIVATE
     cp_bench_util childproc cp_compile_settings)
   set_target_properties(bench_${name} PROPERTIES
