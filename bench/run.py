@@ -85,14 +85,12 @@ class Figure:
 class Goal:
     """A target for the ratio of childproc's median to a reference's."""
 
-    def __init__(self, text, figure, reference_label, relation, target,
-                 childproc_label=None):
+    def __init__(self, text, figure, reference_label, relation, target):
         self.text = text
         self.figure = figure
         self.reference_label = reference_label
         self.relation = relation  # ">=" or "<="
         self.target = target
-        self.childproc_label = childproc_label
 
 
 def setting(name, smoke):
@@ -212,8 +210,8 @@ class Plan:
         self.figures.append(figure)
         return figure
 
-    def goal(self, *args, **kwargs):
-        self.goals.append(Goal(*args, **kwargs))
+    def goal(self, *args):
+        self.goals.append(Goal(*args))
 
     # ---- spawn rate
 
@@ -446,7 +444,7 @@ def evaluate(goal):
     value = summary(primary, goal.figure.key)[0]
     if goal.reference_label is None:
         ratio = value
-        shown = f"{value:.2f} {goal.figure.unit}"
+        measured = f"{value:.2f} {goal.figure.unit}"
     else:
         reference = next((v for v in goal.figure.experiment.variants
                           if v.label == goal.reference_label), None)
@@ -454,10 +452,10 @@ def evaluate(goal):
         if stats is None or stats[0] == 0:
             return "", f"not measured: no {goal.reference_label} figure"
         ratio = value / stats[0]
-        shown = f"{ratio:.2f}"
+        measured = f"{ratio:.2f}"
     met = ratio >= goal.target if goal.relation == ">=" else \
         ratio <= goal.target
-    return shown, "met" if met else "missed"
+    return measured, "met" if met else "missed"
 
 
 def machine_facts(args):
@@ -501,8 +499,8 @@ def print_text(plan, facts):
     print("\nGoals (childproc's median against the reference's median in "
           "this run)")
     for goal in plan.goals:
-        shown, verdict = evaluate(goal)
-        print(f"  {goal.text:<55} {shown:>12}  {verdict}")
+        measured, verdict = evaluate(goal)
+        print(f"  {goal.text:<55} {measured:>12}  {verdict}")
 
 
 def markdown(plan, facts, command):
@@ -520,8 +518,8 @@ def markdown(plan, facts, command):
             title = ""
     lines += ["", "| Goal | Measured | Result |", "| --- | ---: | --- |"]
     for goal in plan.goals:
-        shown, verdict = evaluate(goal)
-        lines.append(f"| {goal.text} | {shown} | {verdict} |")
+        measured, verdict = evaluate(goal)
+        lines.append(f"| {goal.text} | {measured} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
