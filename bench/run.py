@@ -498,6 +498,8 @@ def print_text(plan, facts):
                   f"{ratio:>14}")
     print("\nGoals (childproc's median against the reference's median in "
           "this run)")
+    if plan.smoke:
+        print("  (a smoke run: with tiny counts these verdicts mean nothing)")
     for goal in plan.goals:
         measured, verdict = evaluate(goal)
         print(f"  {goal.text:<55} {measured:>12}  {verdict}")
