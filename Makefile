@@ -7,11 +7,16 @@
 #                   ASan+UBSan in build-asan/, plus a warning-free clang
 #                   build in build-clang/ that runs the fuzz tests
 #   make valgrind   run every test case of build/ under valgrind
+#   make bench      build build-bench/ and run every benchmark against
+#                   Node.js, libuv, Bun and the system floor (docs/benchmarks.md)
 #   make install    install into $(PREFIX) (default /usr/local; DESTDIR works)
 #   make clean      remove the build directories
 #
-# BUILD_DIR, ASAN_DIR and CLANG_DIR (default build, build-asan, build-clang)
-# can be set on the command line to build elsewhere.
+# BUILD_DIR, ASAN_DIR, CLANG_DIR and BENCH_DIR (default build, build-asan,
+# build-clang, build-bench) can be set on the command line to build
+# elsewhere. `make bench BENCH_MARKDOWN=FILE` also writes the tables to FILE
+# as Markdown; the BENCH_* counts that bench/run.py reads come from the
+# environment.
 
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -19,6 +24,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_DIR := build
 ASAN_DIR := build-asan
 CLANG_DIR := build-clang
+BENCH_DIR := build-bench
+BENCH_MARKDOWN ?=
 
 CMAKE ?= cmake
 CTEST ?= ctest
@@ -40,12 +47,12 @@ SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 .NOTPARALLEL:
 
 .PHONY: all deps build demo test test-clang test-gcc test-asan valgrind \
-        install clean help
+        bench install clean help
 
 all: build
 
 help:
-	@sed -n '3,11s/^# //p' Makefile
+	@sed -n '3,13s/^# //p' Makefile
 
 deps:
 	bash scripts/deps.sh
@@ -96,8 +103,17 @@ test-asan:
 valgrind: build
 	bash scripts/valgrind.sh $(BUILD_DIR)
 
+# Benchmarks run on an optimized build of their own, without tests, so that
+# no sanitizer or debug flag of the other build trees reaches them.
+bench: deps
+	$(CMAKE) -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCP_BUILD_TESTS=OFF -DCP_BUILD_EXAMPLES=OFF -DCP_BUILD_BENCH=ON
+	$(CMAKE_BUILD) $(BENCH_DIR) --parallel $(JOBS)
+	python3 bench/run.py --build-dir $(BENCH_DIR) \
+	  $(if $(BENCH_MARKDOWN),--markdown $(BENCH_MARKDOWN))
+
 install: build
 	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD_DIR)
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(CLANG_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(CLANG_DIR) $(BENCH_DIR)

@@ -19,6 +19,7 @@ packages=(
   libcjson-dev
   libcmocka-dev
   valgrind
+  python3
 )
 
 is_installed() {
