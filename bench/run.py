@@ -43,11 +43,12 @@ DEFAULTS = {
     "BENCH_PINGPONG_COUNT": ("20000", "50"),
     "BENCH_CAPTURE_BYTES": ("1G", "4M"),
     "BENCH_CHILDREN": ("1000", "5"),
+    "BENCH_HANDLES": ("20000", "20"),
 }
 
 BUN_PACKAGE = "@oven/bun-linux-x64"
 BUN_VERSION = os.environ.get("BENCH_BUN_VERSION", "1.4.4")
-GROUPS = ("spawn_rate", "ipc", "capture", "idle_memory")
+GROUPS = ("spawn_rate", "ipc", "capture", "idle_memory", "handles")
 SUBPROCESS_TIMEOUT = 600
 
 
@@ -340,6 +341,20 @@ class Plan:
                     experiment, "heap_bytes_per_child", "bytes", False)
         self.goal("memory per idle child: <= 2 KiB", figure, None, "<=", 2.0)
 
+    # ---- handle passing
+
+    def add_handles(self):
+        count = setting("BENCH_HANDLES", self.smoke)
+        experiment = self.experiment(
+            "handles",
+            [Variant("childproc",
+                     self.program("handle-rate", "childproc", count),
+                     childproc=True),
+             Variant("raw SCM_RIGHTS floor",
+                     self.program("handle-rate", "floor", count))])
+        self.figure("Handle passing C to C, one descriptor per message",
+                    experiment, "handles_per_s", "handles/s", True)
+
 
 # --------------------------------------------------------------------------
 # Running
@@ -563,9 +578,6 @@ def main():
                                os.path.join(args.build_dir, "bun"))
         if args.bun:
             args.bun_version = command_version([args.bun, "--version"])
-    print("NOTE: handle passing (descriptors per second, C to C) is skipped: "
-          "the library cannot send handles yet, and bench/handle-rate.c is "
-          "not built.")
 
     plan = Plan(args)
     for group in groups:

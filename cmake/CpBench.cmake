@@ -7,7 +7,7 @@
 #                   bench/bench-util.c, the shared library and libuv
 #
 # bench/json-parse.c needs jansson and json-c and is built by hand (see its
-# header). bench/handle-rate.c waits for handle passing in the library.
+# header).
 
 set(cp_bench_programs
   spawn-rate
@@ -15,7 +15,8 @@ set(cp_bench_programs
   ipc-child
   ipc-floor
   capture
-  idle-memory)
+  idle-memory
+  handle-rate)
 
 set(cp_bench_dir "${PROJECT_BINARY_DIR}/bench")
 
@@ -42,7 +43,7 @@ if(CP_BUILD_TESTS)
   if(NOT CP_PYTHON3)
     message(WARNING "python3 not found: the bench.*_smoke tests are skipped")
   else()
-    foreach(group spawn_rate ipc capture idle_memory)
+    foreach(group spawn_rate ipc capture idle_memory handles)
       add_test(NAME "bench.${group}_smoke"
         COMMAND "${CP_PYTHON3}" "${PROJECT_SOURCE_DIR}/bench/run.py"
           --smoke --only "${group}" --build-dir "${PROJECT_BINARY_DIR}"
