@@ -1096,16 +1096,6 @@ static void channel_closes_descriptor_without_envelope(void **state) {
   test_endpoint a = {0};
   int pipe_fds[2];
   size_t fds_before;
-  union {
-    struct cmsghdr align;
-    char bytes[CMSG_SPACE(sizeof(int))];
-  } control;
-  struct iovec iov = {.iov_base = "\"x\"\n", .iov_len = 4};
-  struct msghdr message = {.msg_iov = &iov,
-                           .msg_iovlen = 1,
-                           .msg_control = control.bytes,
-                           .msg_controllen = sizeof(control.bytes)};
-  struct cmsghdr *cmsg;
   int raw;
 
   (void)state;
@@ -1114,13 +1104,7 @@ static void channel_closes_descriptor_without_envelope(void **state) {
   assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
   fds_before = cp_test_count_fds();
 
-  memset(&control, 0, sizeof(control));
-  cmsg = CMSG_FIRSTHDR(&message);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cmsg), &pipe_fds[0], sizeof(int));
-  assert_int_equal(sendmsg(raw, &message, 0), 4);
+  cp_test_send_with_fd(raw, "\"x\"\n", 4, pipe_fds[0]);
 
   cp__channel_read_dry(a.channel);
   assert_int_equal(a.messages, 1);

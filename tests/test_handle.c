@@ -118,32 +118,51 @@ static void finish(uv_loop_t *loop, endpoint *e, int raw) {
   cp_test_loop_finish(loop);
 }
 
+/* What most cases start from: a channel, its raw peer, and a pipe whose
+ * ends the case may send. Ends still open are closed by the teardown. */
+typedef struct peer {
+  uv_loop_t loop;
+  endpoint a;
+  int raw;
+  int pipe_fds[2];
+} peer;
+
+static int setup_peer(void **state) {
+  peer *p = malloc(sizeof(*p));
+
+  assert_non_null(p);
+  assert_int_equal(uv_loop_init(&p->loop), 0);
+  p->raw = open_raw(&p->loop, &p->a);
+  assert_int_equal(pipe2(p->pipe_fds, O_CLOEXEC), 0);
+  *state = p;
+  return 0;
+}
+
+static int teardown_peer(void **state) {
+  peer *p = *state;
+
+  for (int i = 0; i < 2; i++) {
+    if (p->pipe_fds[i] >= 0)
+      close(p->pipe_fds[i]);
+  }
+  finish(&p->loop, &p->a, p->raw);
+  free(p);
+  return 0;
+}
+
+/* Closes one end of the fixture's pipe before the teardown would. */
+static void close_end(int *fd) {
+  close(*fd);
+  *fd = -1;
+}
+
 /* ------------------------------------------------------------------------
  * The raw peer
  * ------------------------------------------------------------------------ */
 
 /* Writes text with fd (unless -1) on its first byte, as libuv does. */
 static void raw_send(int raw, const char *text, int fd) {
-  union {
-    struct cmsghdr align;
-    char bytes[CMSG_SPACE(sizeof(int))];
-  } control;
-  struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
-  struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
-
-  if (fd >= 0) {
-    struct cmsghdr *cmsg;
-
-    memset(&control, 0, sizeof(control));
-    message.msg_control = control.bytes;
-    message.msg_controllen = sizeof(control.bytes);
-    cmsg = CMSG_FIRSTHDR(&message);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  }
-  assert_int_equal(sendmsg(raw, &message, 0), (ssize_t)strlen(text));
+  cp_test_send_with_fd(raw, text, strlen(text), fd);
 }
 
 /* Whether the raw end has bytes to read now. */
@@ -223,31 +242,24 @@ static void pump(uv_loop_t *loop) {
 /* The envelope is Node's, byte for byte, and the descriptor rides on its
  * first byte; the caller keeps its pipe, and the duplicate sent is closed. */
 static void handle_send_wraps_message_and_attaches_descriptor(void **state) {
-  uv_loop_t loop;
-  endpoint a;
-  int pipe_fds[2];
+  peer *p = *state;
   char line[256];
   int fd;
-  int raw;
   size_t fds_before;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
   fds_before = cp_test_count_fds();
 
-  assert_int_equal(send_text(&a, "1", NULL, NULL), 1);
-  assert_int_equal(send_text(&a, "{\"n\":2}",
+  assert_int_equal(send_text(&p->a, "1", NULL, NULL), 1);
+  assert_int_equal(send_text(&p->a, "{\"n\":2}",
                              &(cp_handle){.type = CP_HANDLE_NET_NATIVE,
-                                          .fd = pipe_fds[1]},
+                                          .fd = p->pipe_fds[1]},
                              NULL),
                    1);
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "1\n");
   assert_int_equal(fd, -1);
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\","
                             "\"msg\":{\"n\":2}}\n");
   assert_true(fd >= 0);
@@ -255,153 +267,132 @@ static void handle_send_wraps_message_and_attaches_descriptor(void **state) {
   /* The descriptor is the same pipe: a byte written to it comes out of
    * the caller's read end. */
   assert_int_equal(write(fd, "z", 1), 1);
-  assert_int_equal(read(pipe_fds[0], line, 1), 1);
+  assert_int_equal(read(p->pipe_fds[0], line, 1), 1);
   assert_int_equal(line[0], 'z');
   close(fd);
 
-  assert_true(fd_is_open(pipe_fds[1]));
+  assert_true(fd_is_open(p->pipe_fds[1]));
   assert_int_equal(cp_test_count_fds(), fds_before);
-  close(pipe_fds[0]);
-  close(pipe_fds[1]);
-  finish(&loop, &a, raw);
+  close_end(&p->pipe_fds[0]);
+  close_end(&p->pipe_fds[1]);
 }
 
 /* As Node's sender: nothing after a handle is written until the receiver
  * answers, and the held sends count toward the backlog. */
 static void handle_send_holds_later_sends_until_ack(void **state) {
-  uv_loop_t loop;
-  endpoint a;
-  int pipe_fds[2];
+  peer *p = *state;
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
 
-  assert_int_equal(send_text(&a, "\"first\"",
+  assert_int_equal(send_text(&p->a, "\"first\"",
                              &(cp_handle){.type = CP_HANDLE_NET_SERVER,
-                                          .fd = pipe_fds[0]},
+                                          .fd = p->pipe_fds[0]},
                              NULL),
                    1);
-  assert_int_equal(send_text(&a, "2", NULL, NULL), 1);
-  assert_int_equal(send_text(&a, "3", NULL, NULL), 1);
-  pump(&loop);
-  assert_int_equal(cp__channel_backlog(a.channel), 4);
+  assert_int_equal(send_text(&p->a, "2", NULL, NULL), 1);
+  assert_int_equal(send_text(&p->a, "3", NULL, NULL), 1);
+  pump(&p->loop);
+  assert_int_equal(cp__channel_backlog(p->a.channel), 4);
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_true(fd >= 0);
   close(fd);
-  pump(&loop);
-  assert_false(raw_readable(raw));
+  pump(&p->loop);
+  assert_false(raw_readable(p->raw));
 
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
-  cp__channel_read_dry(a.channel);
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(p->a.channel);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "2\n");
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "3\n");
 
   /* The ACK is delivered as an internal message too, as in Node. */
-  assert_int_equal(a.messages, 1);
-  assert_true(a.internal[0]);
-  assert_int_equal(a.error_count, 0);
-  close(pipe_fds[0]);
-  close(pipe_fds[1]);
-  finish(&loop, &a, raw);
+  assert_int_equal(p->a.messages, 1);
+  assert_true(p->a.internal[0]);
+  assert_int_equal(p->a.error_count, 0);
+  close_end(&p->pipe_fds[0]);
+  close_end(&p->pipe_fds[1]);
 }
 
 /* A handed-over socket is resent after each NACK, three times, then closed
  * and reported; the sends held behind it go on. */
 static void handle_send_resends_socket_after_nack(void **state) {
-  uv_loop_t loop;
-  endpoint a;
+  peer *p = *state;
   int sv[2];
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 
-  assert_int_equal(send_text(&a, "\"s\"",
+  assert_int_equal(send_text(&p->a, "\"s\"",
                              &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
                                           .fd = sv[0]},
                              NULL),
                    1);
-  assert_int_equal(send_text(&a, "\"after\"", NULL, NULL), 1);
+  assert_int_equal(send_text(&p->a, "\"after\"", NULL, NULL), 1);
 
   for (int attempt = 0; attempt < 4; attempt++) {
-    raw_read_line(raw, line, sizeof(line), &fd);
+    raw_read_line(p->raw, line, sizeof(line), &fd);
     assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\","
                               "\"msg\":\"s\"}\n");
     assert_true(fd >= 0);
     close(fd);
     /* The library owns the caller's descriptor until the end. */
     assert_true(fd_is_open(sv[0]));
-    raw_send(raw, "{\"cmd\":\"NODE_HANDLE_NACK\"}\n", -1);
-    cp__channel_read_dry(a.channel);
+    raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_NACK\"}\n", -1);
+    cp__channel_read_dry(p->a.channel);
   }
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "\"after\"\n");
   assert_false(fd_is_open(sv[0]));
-  assert_int_equal(a.error_count, 1);
-  assert_int_equal(a.errors[0], CP_ERR_IPC_HANDLE_NOT_RECEIVED);
+  assert_int_equal(p->a.error_count, 1);
+  assert_int_equal(p->a.errors[0], CP_ERR_IPC_HANDLE_NOT_RECEIVED);
   close(sv[1]);
-  finish(&loop, &a, raw);
 }
 
 /* The ACK closes a handed-over socket; keep_open leaves it to the caller. */
 static void handle_send_ack_closes_socket_unless_keep_open(void **state) {
-  uv_loop_t loop;
-  endpoint a;
+  peer *p = *state;
   int handed[2];
   int kept[2];
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, handed),
                    0);
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, kept), 0);
 
-  assert_int_equal(send_text(&a, "1",
+  assert_int_equal(send_text(&p->a, "1",
                              &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
                                           .fd = handed[0]},
                              NULL),
                    1);
-  assert_int_equal(send_text(&a, "2",
+  assert_int_equal(send_text(&p->a, "2",
                              &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
                                           .fd = kept[0]},
                              &(cp_send_options){.keep_open = true}),
                    1);
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   close(fd);
   assert_true(fd_is_open(handed[0]));
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
-  cp__channel_read_dry(a.channel);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(p->a.channel);
   assert_false(fd_is_open(handed[0]));
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_true(fd >= 0);
   close(fd);
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
-  cp__channel_read_dry(a.channel);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(p->a.channel);
   assert_true(fd_is_open(kept[0]));
 
   close(handed[1]);
   close(kept[0]);
   close(kept[1]);
-  finish(&loop, &a, raw);
 }
 
 static void count_close(uv_handle_t *handle) { ++*(int *)handle->data; }
@@ -409,46 +400,41 @@ static void count_close(uv_handle_t *handle) { ++*(int *)handle->data; }
 /* A uv stream handed over stops reading at once and is closed with the
  * caller's close_cb once acknowledged; one of another loop is rejected. */
 static void handle_send_closes_uv_socket_after_ack(void **state) {
-  uv_loop_t loop;
+  peer *p = *state;
   uv_loop_t other_loop;
-  endpoint a;
   uv_pipe_t stream;
   uv_pipe_t foreign;
   int sv[2];
   int closed = 0;
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
   assert_int_equal(uv_loop_init(&other_loop), 0);
-  raw = open_raw(&loop, &a);
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  assert_int_equal(uv_pipe_init(&loop, &stream, 0), 0);
+  assert_int_equal(uv_pipe_init(&p->loop, &stream, 0), 0);
   assert_int_equal(uv_pipe_open(&stream, sv[0]), 0);
   assert_int_equal(uv_pipe_init(&other_loop, &foreign, 0), 0);
   stream.data = &closed;
 
-  assert_int_equal(send_text(&a, "1",
+  assert_int_equal(send_text(&p->a, "1",
                              &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
                                           .uv = (uv_handle_t *)&foreign},
                              NULL),
                    CP_ERR_INVALID_ARG_VALUE);
-  assert_int_equal(send_text(&a, "2",
+  assert_int_equal(send_text(&p->a, "2",
                              &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
                                           .uv = (uv_handle_t *)&stream,
                                           .close_cb = count_close},
                              NULL),
                    1);
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_true(fd >= 0);
-  pump(&loop);
+  pump(&p->loop);
   assert_int_equal(closed, 0);
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
-  cp__channel_read_dry(a.channel);
-  pump(&loop);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(p->a.channel);
+  pump(&p->loop);
   assert_int_equal(closed, 1);
 
   /* The receiver's copy still reaches the other end. */
@@ -459,49 +445,42 @@ static void handle_send_closes_uv_socket_after_ack(void **state) {
   uv_close((uv_handle_t *)&foreign, NULL);
   assert_int_equal(uv_run(&other_loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&other_loop), 0);
-  finish(&loop, &a, raw);
 }
 
 /* Bad handles fail at once and leave the caller's descriptor alone. */
 static void handle_send_rejects_bad_handles(void **state) {
-  uv_loop_t loop;
+  peer *p = *state;
   uv_timer_t timer;
-  endpoint a;
-  int pipe_fds[2];
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
-  assert_int_equal(uv_timer_init(&loop, &timer), 0);
+  assert_int_equal(uv_timer_init(&p->loop, &timer), 0);
 
-  assert_int_equal(send_text(&a, "1",
+  assert_int_equal(send_text(&p->a, "1",
                              &(cp_handle){.type = (cp_handle_type)42,
-                                          .fd = pipe_fds[0]},
+                                          .fd = p->pipe_fds[0]},
                              NULL),
                    CP_ERR_INVALID_HANDLE_TYPE);
-  assert_int_equal(send_text(&a, "1",
+  assert_int_equal(send_text(&p->a, "1",
                              &(cp_handle){.type = CP_HANDLE_NONE,
-                                          .fd = pipe_fds[0]},
+                                          .fd = p->pipe_fds[0]},
                              NULL),
                    CP_ERR_INVALID_HANDLE_TYPE);
   assert_int_equal(
-      send_text(&a, "1", &(cp_handle){.type = CP_HANDLE_NET_SOCKET, .fd = -1},
+      send_text(&p->a, "1", &(cp_handle){.type = CP_HANDLE_NET_SOCKET, .fd = -1},
                 NULL),
       -EBADF);
-  assert_int_equal(send_text(&a, "1",
+  assert_int_equal(send_text(&p->a, "1",
                              &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
                                           .uv = (uv_handle_t *)&timer},
                              NULL),
                    CP_ERR_INVALID_HANDLE_TYPE);
-  assert_true(fd_is_open(pipe_fds[0]));
-  assert_int_equal(cp__channel_backlog(a.channel), 0);
+  assert_true(fd_is_open(p->pipe_fds[0]));
+  assert_int_equal(cp__channel_backlog(p->a.channel), 0);
 
+  /* The timer lives on this stack frame: closed before it returns. */
   uv_close((uv_handle_t *)&timer, NULL);
-  close(pipe_fds[0]);
-  close(pipe_fds[1]);
-  finish(&loop, &a, raw);
+  pump(&p->loop);
+  close_end(&p->pipe_fds[0]);
+  close_end(&p->pipe_fds[1]);
 }
 
 /* ------------------------------------------------------------------------
@@ -511,116 +490,91 @@ static void handle_send_rejects_bad_handles(void **state) {
 /* The descriptor reaches the listener with the user's message and type,
  * and the sender gets one ACK. */
 static void handle_receive_delivers_descriptor_and_acks(void **state) {
-  uv_loop_t loop;
-  endpoint a;
-  int pipe_fds[2];
+  peer *p = *state;
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
 
-  raw_send(raw,
+  raw_send(p->raw,
            "{\"cmd\":\"NODE_HANDLE\",\"type\":\"dgram.Socket\","
            "\"msg\":{\"job\":7},\"dgramType\":\"udp4\"}\n",
-           pipe_fds[1]);
-  close(pipe_fds[1]);
-  cp__channel_read_dry(a.channel);
+           p->pipe_fds[1]);
+  close_end(&p->pipe_fds[1]);
+  cp__channel_read_dry(p->a.channel);
 
-  assert_int_equal(a.messages, 1);
-  assert_string_equal(a.texts[0], "{\"job\":7}");
-  assert_false(a.internal[0]);
-  assert_int_equal(a.types[0], CP_HANDLE_DGRAM_SOCKET);
-  assert_true(a.fds[0] >= 0);
+  assert_int_equal(p->a.messages, 1);
+  assert_string_equal(p->a.texts[0], "{\"job\":7}");
+  assert_false(p->a.internal[0]);
+  assert_int_equal(p->a.types[0], CP_HANDLE_DGRAM_SOCKET);
+  assert_true(p->a.fds[0] >= 0);
   /* Close-on-exec, and the same pipe. */
-  assert_true(fcntl(a.fds[0], F_GETFD) & FD_CLOEXEC);
-  assert_int_equal(write(a.fds[0], "q", 1), 1);
-  assert_int_equal(read(pipe_fds[0], line, 1), 1);
+  assert_true(fcntl(p->a.fds[0], F_GETFD) & FD_CLOEXEC);
+  assert_int_equal(write(p->a.fds[0], "q", 1), 1);
+  assert_int_equal(read(p->pipe_fds[0], line, 1), 1);
 
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
-  pump(&loop);
-  assert_false(raw_readable(raw));
-  close(pipe_fds[0]);
-  finish(&loop, &a, raw);
+  pump(&p->loop);
+  assert_false(raw_readable(p->raw));
+  close_end(&p->pipe_fds[0]);
 }
 
 /* Node's resend wraps the envelope in a second one: the inner one is the
  * real message, and one ACK answers both. */
 static void handle_receive_opens_nested_envelope(void **state) {
-  uv_loop_t loop;
-  endpoint a;
-  int pipe_fds[2];
+  peer *p = *state;
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
 
-  raw_send(raw,
+  raw_send(p->raw,
            "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":"
            "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Socket\",\"msg\":[1]}}\n",
-           pipe_fds[1]);
-  close(pipe_fds[1]);
-  cp__channel_read_dry(a.channel);
+           p->pipe_fds[1]);
+  close_end(&p->pipe_fds[1]);
+  cp__channel_read_dry(p->a.channel);
 
-  assert_int_equal(a.messages, 1);
-  assert_string_equal(a.texts[0], "[1]");
-  assert_int_equal(a.types[0], CP_HANDLE_NET_SOCKET);
-  raw_read_line(raw, line, sizeof(line), &fd);
+  assert_int_equal(p->a.messages, 1);
+  assert_string_equal(p->a.texts[0], "[1]");
+  assert_int_equal(p->a.types[0], CP_HANDLE_NET_SOCKET);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
-  pump(&loop);
-  assert_false(raw_readable(raw));
-  close(pipe_fds[0]);
-  finish(&loop, &a, raw);
+  pump(&p->loop);
+  assert_false(raw_readable(p->raw));
+  close_end(&p->pipe_fds[0]);
 }
 
 /* An unknown type is acknowledged (as Node does before it throws), the
  * descriptor closed and the error reported; later messages still come. */
 static void handle_receive_rejects_unknown_type(void **state) {
-  uv_loop_t loop;
-  endpoint a;
-  int pipe_fds[2];
+  peer *p = *state;
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  assert_int_equal(pipe2(pipe_fds, O_CLOEXEC), 0);
 
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"fs.File\",\"msg\":1}\n",
-           pipe_fds[1]);
-  raw_send(raw, "2\n", -1);
-  close(pipe_fds[1]);
-  cp__channel_read_dry(a.channel);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE\",\"type\":\"fs.File\",\"msg\":1}\n",
+           p->pipe_fds[1]);
+  raw_send(p->raw, "2\n", -1);
+  close_end(&p->pipe_fds[1]);
+  cp__channel_read_dry(p->a.channel);
 
-  assert_int_equal(a.error_count, 1);
-  assert_int_equal(a.errors[0], CP_ERR_INVALID_HANDLE_TYPE);
-  assert_int_equal(a.messages, 1);
-  assert_string_equal(a.texts[0], "2");
-  raw_read_line(raw, line, sizeof(line), &fd);
+  assert_int_equal(p->a.error_count, 1);
+  assert_int_equal(p->a.errors[0], CP_ERR_INVALID_HANDLE_TYPE);
+  assert_int_equal(p->a.messages, 1);
+  assert_string_equal(p->a.texts[0], "2");
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
   /* The library's copy was closed: the read end sees end of file. */
-  assert_int_equal(read(pipe_fds[0], line, 1), 0);
-  close(pipe_fds[0]);
-  finish(&loop, &a, raw);
+  assert_int_equal(read(p->pipe_fds[0], line, 1), 0);
+  close_end(&p->pipe_fds[0]);
 }
 
 /* Two descriptors in one write: the first goes with the envelope, the
  * second is closed and reported. */
 static void handle_receive_closes_extra_descriptors(void **state) {
+  peer *p = *state;
   static const char text[] =
       "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":0}\n";
-  uv_loop_t loop;
-  endpoint a;
   int first[2];
   int second[2];
   int fds[2];
@@ -635,11 +589,7 @@ static void handle_receive_closes_extra_descriptors(void **state) {
                            .msg_control = control.bytes,
                            .msg_controllen = sizeof(control.bytes)};
   struct cmsghdr *cmsg;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
   assert_int_equal(pipe2(first, O_CLOEXEC), 0);
   assert_int_equal(pipe2(second, O_CLOEXEC), 0);
 
@@ -651,88 +601,75 @@ static void handle_receive_closes_extra_descriptors(void **state) {
   fds[0] = first[1];
   fds[1] = second[1];
   memcpy(CMSG_DATA(cmsg), fds, sizeof(fds));
-  assert_int_equal(sendmsg(raw, &message, 0), (ssize_t)sizeof(text) - 1);
+  assert_int_equal(sendmsg(p->raw, &message, 0), (ssize_t)sizeof(text) - 1);
   close(first[1]);
   close(second[1]);
-  cp__channel_read_dry(a.channel);
+  cp__channel_read_dry(p->a.channel);
 
-  assert_int_equal(a.messages, 1);
-  assert_true(a.fds[0] >= 0);
-  assert_int_equal(a.error_count, 1);
-  assert_int_equal(a.errors[0], CP_ERR_IPC_UNEXPECTED_HANDLE);
+  assert_int_equal(p->a.messages, 1);
+  assert_true(p->a.fds[0] >= 0);
+  assert_int_equal(p->a.error_count, 1);
+  assert_int_equal(p->a.errors[0], CP_ERR_IPC_UNEXPECTED_HANDLE);
   /* The second pipe has no writer left. */
   assert_int_equal(read(second[0], &probe, 1), 0);
   close(first[0]);
   close(second[0]);
-  finish(&loop, &a, raw);
 }
 
 /* An ACK for nothing sent is reported and changes nothing. */
 static void handle_receive_reports_stray_ack(void **state) {
-  uv_loop_t loop;
-  endpoint a;
-  int raw;
+  peer *p = *state;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n3\n", -1);
-  cp__channel_read_dry(a.channel);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n3\n", -1);
+  cp__channel_read_dry(p->a.channel);
 
-  assert_int_equal(a.error_count, 1);
-  assert_int_equal(a.errors[0], CP_ERR_IPC_UNEXPECTED_ACK);
-  assert_int_equal(a.messages, 2);
-  assert_string_equal(a.texts[1], "3");
-  finish(&loop, &a, raw);
+  assert_int_equal(p->a.error_count, 1);
+  assert_int_equal(p->a.errors[0], CP_ERR_IPC_UNEXPECTED_ACK);
+  assert_int_equal(p->a.messages, 2);
+  assert_string_equal(p->a.texts[1], "3");
 }
 
 /* While sends are held for an answer, our own ACK to the peer still goes
  * out, ahead of them; otherwise two Node-style senders would wait for each
  * other for ever. */
 static void handle_answer_goes_ahead_of_held_sends(void **state) {
-  uv_loop_t loop;
-  endpoint a;
+  peer *p = *state;
   int ours[2];
   int theirs[2];
   char line[256];
   int fd;
-  int raw;
 
-  (void)state;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  raw = open_raw(&loop, &a);
   assert_int_equal(pipe2(ours, O_CLOEXEC), 0);
   assert_int_equal(pipe2(theirs, O_CLOEXEC), 0);
 
-  assert_int_equal(send_text(&a, "\"h\"",
+  assert_int_equal(send_text(&p->a, "\"h\"",
                              &(cp_handle){.type = CP_HANDLE_NET_NATIVE,
                                           .fd = ours[0]},
                              NULL),
                    1);
-  assert_int_equal(send_text(&a, "\"held\"", NULL, NULL), 1);
-  raw_read_line(raw, line, sizeof(line), &fd);
+  assert_int_equal(send_text(&p->a, "\"held\"", NULL, NULL), 1);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_true(fd >= 0);
   close(fd);
 
-  raw_send(raw,
+  raw_send(p->raw,
            "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":5}\n",
            theirs[0]);
-  cp__channel_read_dry(a.channel);
-  raw_read_line(raw, line, sizeof(line), &fd);
+  cp__channel_read_dry(p->a.channel);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
-  pump(&loop);
-  assert_false(raw_readable(raw));
+  pump(&p->loop);
+  assert_false(raw_readable(p->raw));
 
-  raw_send(raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
-  cp__channel_read_dry(a.channel);
-  raw_read_line(raw, line, sizeof(line), &fd);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(p->a.channel);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "\"held\"\n");
 
   close(ours[0]);
   close(ours[1]);
   close(theirs[0]);
   close(theirs[1]);
-  finish(&loop, &a, raw);
 }
 
 /* disconnect() waits for the answer, writes what was held, then ends. */
@@ -793,21 +730,6 @@ typedef struct echo_state {
   size_t fds[2];
 } echo_state;
 
-static size_t count_fds_of(pid_t pid) {
-  char path[64];
-  size_t count = 0;
-  DIR *dir;
-
-  snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-  dir = opendir(path);
-  if (dir == NULL)
-    return 0;
-  while (readdir(dir) != NULL)
-    count++;
-  closedir(dir);
-  return count;
-}
-
 /* Sends count handles, then "sync", whose echo comes after theirs. */
 static void send_round(cp_child *child, echo_state *echo, int count) {
   cJSON *sync = cJSON_CreateString("sync");
@@ -830,7 +752,7 @@ static void on_echo(cp_child *child, const cp_event *event, void *data) {
   int fd;
 
   if (cJSON_IsString(event->message)) {
-    echo->worker_fds[echo->syncs] = count_fds_of(echo->worker);
+    echo->worker_fds[echo->syncs] = cp_test_count_fds_of(echo->worker);
     echo->fds[echo->syncs] = cp_test_count_fds();
     if (++echo->syncs == 1)
       send_round(child, echo, 990);
@@ -894,18 +816,30 @@ static void handle_echo_worker_returns_1000_handles(void **state) {
 
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(handle_send_wraps_message_and_attaches_descriptor),
-      cmocka_unit_test(handle_send_holds_later_sends_until_ack),
-      cmocka_unit_test(handle_send_resends_socket_after_nack),
-      cmocka_unit_test(handle_send_ack_closes_socket_unless_keep_open),
-      cmocka_unit_test(handle_send_closes_uv_socket_after_ack),
-      cmocka_unit_test(handle_send_rejects_bad_handles),
-      cmocka_unit_test(handle_receive_delivers_descriptor_and_acks),
-      cmocka_unit_test(handle_receive_opens_nested_envelope),
-      cmocka_unit_test(handle_receive_rejects_unknown_type),
-      cmocka_unit_test(handle_receive_closes_extra_descriptors),
-      cmocka_unit_test(handle_receive_reports_stray_ack),
-      cmocka_unit_test(handle_answer_goes_ahead_of_held_sends),
+      cmocka_unit_test_setup_teardown(handle_send_wraps_message_and_attaches_descriptor, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_send_holds_later_sends_until_ack, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_send_resends_socket_after_nack, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_send_ack_closes_socket_unless_keep_open, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_send_closes_uv_socket_after_ack, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_send_rejects_bad_handles, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_receive_delivers_descriptor_and_acks, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_receive_opens_nested_envelope, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_receive_rejects_unknown_type, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_receive_closes_extra_descriptors, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_receive_reports_stray_ack, setup_peer,
+                                      teardown_peer),
+      cmocka_unit_test_setup_teardown(handle_answer_goes_ahead_of_held_sends, setup_peer,
+                                      teardown_peer),
       cmocka_unit_test(handle_disconnect_waits_for_answer),
       cmocka_unit_test(handle_echo_worker_returns_1000_handles),
   };

@@ -43,21 +43,6 @@ static bool have_node(void) {
   return false;
 }
 
-static size_t count_fds_of(pid_t pid) {
-  char path[64];
-  size_t count = 0;
-  DIR *dir;
-
-  snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-  dir = opendir(path);
-  if (dir == NULL)
-    return 0;
-  while (readdir(dir) != NULL)
-    count++;
-  closedir(dir);
-  return count;
-}
-
 /* ------------------------------------------------------------------------
  * Blocking loopback sockets, used by the test itself as a TCP client
  * ------------------------------------------------------------------------ */
@@ -529,7 +514,7 @@ static void on_echo(cp_child *child, const cp_event *event, void *data) {
   int fd;
 
   if (cJSON_IsString(event->message)) {
-    test->node_fds[test->syncs] = count_fds_of(node->pid);
+    test->node_fds[test->syncs] = cp_test_count_fds_of(node->pid);
     test->fds[test->syncs] = cp_test_count_fds();
     if (++test->syncs == 1)
       send_echo_round(child, test, 990);

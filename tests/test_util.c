@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -266,4 +267,48 @@ size_t cp_test_count_fds(void) {
   }
   closedir(dir);
   return count;
+}
+
+size_t cp_test_count_fds_of(pid_t pid) {
+  char path[64];
+  size_t count = 0;
+  struct dirent *entry;
+  DIR *dir;
+
+  snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+  dir = opendir(path);
+  if (dir == NULL)
+    return 0;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] != '.')
+      count++;
+  }
+  closedir(dir);
+  return count;
+}
+
+void cp_test_send_with_fd(int sock, const void *bytes, size_t len, int fd) {
+  union {
+    struct cmsghdr align;
+    char bytes[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct iovec iov = {.iov_base = (void *)bytes, .iov_len = len};
+  struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+  ssize_t n;
+
+  if (fd >= 0) {
+    struct cmsghdr *cmsg;
+
+    memset(&control, 0, sizeof(control));
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    cmsg = CMSG_FIRSTHDR(&message);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  }
+  n = sendmsg(sock, &message, MSG_NOSIGNAL);
+  if (n != (ssize_t)len)
+    fail_msg("sendmsg wrote %zd of %zu bytes", n, len);
 }

@@ -131,4 +131,13 @@ void cp_test_loop_finish(uv_loop_t *loop);
 /* Number of descriptors open in this process, from /proc/self/fd. */
 size_t cp_test_count_fds(void);
 
+/* Number of descriptors open in process pid, from /proc/PID/fd, or 0 when
+ * that cannot be read. */
+size_t cp_test_count_fds_of(pid_t pid);
+
+/* Writes len bytes to the socket sock in one sendmsg(), with fd (unless
+ * -1) as one SCM_RIGHTS descriptor on the first byte, as libuv sends a
+ * handle. Fails the current test unless every byte was written. */
+void cp_test_send_with_fd(int sock, const void *bytes, size_t len, int fd);
+
 #endif
