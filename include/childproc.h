@@ -503,7 +503,8 @@ int cp_child_kill_group(cp_child *child, int signum);
 /*
  * Beyond Node: sends signum (to the process group when group is true), then
  * SIGKILL if the child has not exited grace_ms milliseconds later. Returns
- * as cp_child_kill() or cp_child_kill_group().
+ * as cp_child_kill() or cp_child_kill_group(), or -ENOMEM, with nothing
+ * sent, when there is no memory for the grace timer.
  */
 int cp_child_terminate(cp_child *child, int signum, uint64_t grace_ms,
                        bool group);
