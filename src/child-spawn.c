@@ -254,7 +254,7 @@ static int make_streams(cp_child *child, slot *slots,
     else
       flags = CP__STREAM_READABLE | CP__STREAM_WRITABLE | CP__STREAM_SOCKET;
 
-    r = cp__stream_new(child->loop, fd, flags, child, i, &child->stdio[i]);
+    r = cp__stream_new(child->loop, fd, flags, child, &child->stdio[i]);
     if (r < 0) {
       result = r;
       continue;

@@ -171,7 +171,7 @@ static int defer_late_callback(cp_stream *stream, cp_write_cb cb, void *data,
 
   *late = (late_callback){
       .stream = stream, .cb = cb, .data = data, .status = status};
-  uv_timer_init(stream->loop, &late->timer);
+  uv_timer_init(stream->poll.loop, &late->timer);
   late->timer.data = late;
   uv_timer_start(&late->timer, run_late_callback, 0, 0);
   if (!stream->referenced)
@@ -407,7 +407,7 @@ void cp__stream_after_write(cp_stream *stream) {
   /* A DRAIN listener may have written a chunk the pipe took at once: its
    * DRAIN is owed on the next run even with no callback pending. */
   if (!stream->destroyed && stream->done.head == NULL && !drain_due(stream))
-    uv_idle_stop(&stream->idle);
+    uv_idle_stop(stream->idle);
 }
 
 int cp_stream_end(cp_stream *stream) {
