@@ -235,6 +235,9 @@ bool cp__stream_on_readable(cp_stream *stream) {
       break;
   }
   free(buffer);
+  /* The decoder's text is as large as the last read: it goes too. */
+  if (stream->decoder != NULL)
+    cp__decoder_release_text(stream->decoder);
   return progressed;
 }
 
