@@ -58,8 +58,9 @@ struct cp__pipe_link {
  */
 struct cp_stream {
   uv_poll_t poll; /* the descriptor */
-  /* Runs write callbacks, DRAIN and FINISH from the loop. NULL for a
-   * read-only stream and once closing started. */
+  /* Runs write callbacks, DRAIN and FINISH from the loop. NULL until the
+   * first write or end() (see cp__stream_prepare_write()), and once
+   * closing started. */
   uv_idle_t *idle;
   cp_child *child;
   cp__emitter emitter;
@@ -103,6 +104,7 @@ void cp__stream_emit_error(cp_stream *stream, int error, const char *syscall);
 void cp__stream_begin_close(cp_stream *stream);
 void cp__stream_maybe_close(cp_stream *stream);
 void cp__stream_schedule(cp_stream *stream);
+int cp__stream_prepare_write(cp_stream *stream);
 
 /* stream-read.c */
 bool cp__stream_should_read(const cp_stream *stream);

@@ -224,6 +224,8 @@ int cp_stream_write(cp_stream *stream, const void *buf, size_t len,
     return CP_ERR_INVALID_ARG_VALUE;
   if (!(stream->flags & CP__STREAM_WRITABLE))
     return CP_ERR_STREAM_NOT_WRITABLE;
+  if (cp__stream_prepare_write(stream) < 0)
+    return -ENOMEM;
   if (stream->ending || stream->destroyed)
     return reject_write(stream, cb, data);
 
@@ -419,6 +421,8 @@ int cp_stream_end(cp_stream *stream) {
     return CP_ERR_STREAM_ALREADY_FINISHED;
   if (stream->destroyed)
     return CP_ERR_STREAM_DESTROYED;
+  if (cp__stream_prepare_write(stream) < 0)
+    return -ENOMEM;
 
   if (!stream->ending) {
     stream->ending = true;

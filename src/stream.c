@@ -21,11 +21,14 @@ static void invoke_stream_listener(cp__listener_fn fn, void *object,
   ((cp_stream_listener)fn)(object, event, data);
 }
 
-/* The stream's memory, with the idle handle of a writable stream. */
+/* The stream's memory. A duplex stream ends its write side itself at end
+ * of file, where no caller could learn of a failure, so its idle handle is
+ * allocated here. Other streams get one in cp__stream_prepare_write(). */
 static cp_stream *allocate_stream(unsigned flags) {
+  bool duplex = (flags & CP__STREAM_READABLE) && (flags & CP__STREAM_WRITABLE);
   cp_stream *stream = calloc(1, sizeof(*stream));
 
-  if (stream == NULL || !(flags & CP__STREAM_WRITABLE))
+  if (stream == NULL || !duplex)
     return stream;
 
   stream->idle = malloc(sizeof(*stream->idle));
@@ -34,6 +37,13 @@ static cp_stream *allocate_stream(unsigned flags) {
     return NULL;
   }
   return stream;
+}
+
+static void init_idle(cp_stream *stream) {
+  uv_idle_init(stream->poll.loop, stream->idle);
+  stream->idle->data = stream;
+  if (!stream->referenced)
+    uv_unref((uv_handle_t *)stream->idle);
 }
 
 int cp__stream_new(uv_loop_t *loop, int fd, unsigned flags, cp_child *child,
@@ -65,16 +75,14 @@ int cp__stream_new(uv_loop_t *loop, int fd, unsigned flags, cp_child *child,
 
   /* Nothing below can fail: the poll handle, once initialized, can only be
    * released through uv_close() and its callback. */
-  if (stream->idle != NULL) {
-    uv_idle_init(loop, stream->idle);
-    stream->idle->data = stream;
-  }
   stream->poll.data = stream;
   stream->child = child;
   stream->flags = flags;
   stream->fd = fd;
   stream->referenced = true;
   stream->high_water_mark = CP__DEFAULT_HIGH_WATER_MARK;
+  if (stream->idle != NULL)
+    init_idle(stream);
   cp__emitter_init(&stream->emitter, stream, invoke_stream_listener);
 
   *stream_out = stream;
@@ -271,6 +279,21 @@ static void on_idle(uv_idle_t *handle) {
   cp__child_hold(child);
   cp__stream_after_write(stream);
   cp__child_unhold(child);
+}
+
+/* Creates the idle handle on the first write or end(), so that a stdin
+ * that is never written has none. A closing stream needs none: its close
+ * callback runs the deferred work. */
+int cp__stream_prepare_write(cp_stream *stream) {
+  if (stream->idle != NULL || stream->destroyed)
+    return 0;
+
+  stream->idle = malloc(sizeof(*stream->idle));
+  if (stream->idle == NULL)
+    return -ENOMEM;
+
+  init_idle(stream);
+  return 0;
 }
 
 /* Runs cp__stream_after_write() from the loop soon, for work that a public
