@@ -38,7 +38,6 @@ struct cp__write_chunk {
 typedef struct cp__chunk_list {
   cp__write_chunk *head;
   cp__write_chunk *tail;
-  size_t count;
 } cp__chunk_list;
 
 /* One cp_stream_pipe() link, the data of its internal listeners. */
