@@ -503,7 +503,8 @@ int cp_child_kill_group(cp_child *child, int signum);
 /*
  * Beyond Node: sends signum (to the process group when group is true), then
  * SIGKILL if the child has not exited grace_ms milliseconds later. Returns
- * as cp_child_kill() or cp_child_kill_group().
+ * as cp_child_kill() or cp_child_kill_group(), or -ENOMEM, with nothing
+ * sent, when there is no memory for the grace timer.
  */
 int cp_child_terminate(cp_child *child, int signum, uint64_t grace_ms,
                        bool group);
@@ -760,8 +761,9 @@ int cp_stream_write(cp_stream *stream, const void *buf, size_t len,
  * Node's end(): no more writes. Once every queued write is flushed, the
  * write side is shut down and CP_EVENT_FINISH is emitted; a stream that is
  * only writable then closes. Returns 0, CP_ERR_STREAM_NOT_WRITABLE,
- * CP_ERR_STREAM_ALREADY_FINISHED when called again after FINISH, or
- * CP_ERR_STREAM_DESTROYED for a stream destroyed before it finished.
+ * CP_ERR_STREAM_ALREADY_FINISHED when called again after FINISH,
+ * CP_ERR_STREAM_DESTROYED for a stream destroyed before it finished, or
+ * -ENOMEM.
  */
 int cp_stream_end(cp_stream *stream);
 
@@ -805,7 +807,7 @@ int cp_stream_set_encoding(cp_stream *stream, const char *encoding);
  * does not read until it has drained, and when the last link goes the
  * source keeps flowing only if it has a DATA listener and was not paused by
  * the caller. Returns 0,
- * CP_ERR_STREAM_NOT_READABLE or CP_ERR_STREAM_NOT_WRITABLE.
+ * CP_ERR_STREAM_NOT_READABLE, CP_ERR_STREAM_NOT_WRITABLE or -ENOMEM.
  */
 int cp_stream_pipe(cp_stream *src, cp_stream *dst, bool end);
 

@@ -42,14 +42,27 @@ static void replay_cb(uv_timer_t *timer) {
     emit_message(child, &message);
     cp__message_release(&message);
   }
+  /* Nothing left to replay: a listener added once messages are kept again
+   * makes a new timer. */
+  if (child->unheard.head == NULL)
+    cp__child_close_timer(child, &child->replay_timer);
   cp__child_unhold(child);
 }
 
 /* Replays the kept messages on the next loop iteration, as Node does on
- * the next tick, so the caller can add its other listeners first. */
-void cp__child_message_listener_added(cp_child *child) {
-  if (child->unheard.head != NULL && !child->handles_closing)
-    uv_timer_start(&child->replay_timer, replay_cb, 0, 0);
+ * the next tick, so the caller can add its other listeners first. Returns
+ * 0 or -ENOMEM. */
+int cp__child_message_listener_added(cp_child *child) {
+  if (child->unheard.head == NULL || child->handles_closing)
+    return 0;
+
+  if (child->replay_timer == NULL) {
+    child->replay_timer = cp__child_new_timer(child);
+    if (child->replay_timer == NULL)
+      return -ENOMEM;
+  }
+  uv_timer_start(child->replay_timer, replay_cb, 0, 0);
+  return 0;
 }
 
 static void on_channel_error(cp__channel *channel, int error,

@@ -1,6 +1,7 @@
 /* kill(), the timeout option and SIGKILL escalation. */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 
 #include "child-internal.h"
 #include "spawn.h"
@@ -71,10 +72,33 @@ int cp_child_kill_group(cp_child *child, int signum) {
   return cp__child_signal(child, signum, true);
 }
 
+static void kill_timer_cb(uv_timer_t *timer);
+
+/* The child's kill timer, created on first use and unreferenced with an
+ * unreferenced child. Returns NULL when out of memory. */
+static cp__kill_timer *kill_timer(cp_child *child) {
+  cp__kill_timer *kill = child->kill;
+
+  if (kill != NULL)
+    return kill;
+
+  kill = calloc(1, sizeof(*kill));
+  if (kill == NULL)
+    return NULL;
+
+  uv_timer_init(child->loop, &kill->timer);
+  kill->timer.data = child;
+  if (!child->referenced)
+    uv_unref((uv_handle_t *)&kill->timer);
+  child->handles_open++;
+  child->kill = kill;
+  return kill;
+}
+
 static void start_grace(cp_child *child, uint64_t grace_ms, bool group) {
-  child->kill_stage = CP__KILL_GRACE;
-  child->grace_group = group;
-  uv_timer_start(&child->kill_timer, cp__kill_timer_cb, grace_ms, 0);
+  child->kill->stage = CP__KILL_GRACE;
+  child->kill->grace_group = group;
+  uv_timer_start(&child->kill->timer, kill_timer_cb, grace_ms, 0);
 }
 
 int cp_child_terminate(cp_child *child, int signum, uint64_t grace_ms,
@@ -83,6 +107,10 @@ int cp_child_terminate(cp_child *child, int signum, uint64_t grace_ms,
 
   if (group && !child->detached)
     return CP_ERR_INVALID_ARG_VALUE;
+  /* The timer exists before the signal goes, so that a signal sent is
+   * always followed by its SIGKILL. */
+  if (grace_ms > 0 && !child->exited && kill_timer(child) == NULL)
+    return -ENOMEM;
 
   r = cp__child_signal(child, signum, group);
   if (r == 1 && grace_ms > 0 && !child->exited)
@@ -90,33 +118,57 @@ int cp_child_terminate(cp_child *child, int signum, uint64_t grace_ms,
   return r;
 }
 
-void cp__kill_timer_cb(uv_timer_t *timer) {
+static void kill_timer_cb(uv_timer_t *timer) {
   cp_child *child = timer->data;
-  cp__kill_stage stage = child->kill_stage;
+  cp__kill_timer *kill = child->kill;
+  cp__kill_stage stage = kill->stage;
 
-  child->kill_stage = CP__KILL_IDLE;
+  kill->stage = CP__KILL_IDLE;
   cp__child_hold(child);
 
   if (stage == CP__KILL_TIMEOUT) {
-    int r = cp__child_signal(child, child->kill_signal, child->kill_group);
+    int r = cp__child_signal(child, kill->timeout_signal, kill->timeout_group);
 
-    if (r == 1 && child->kill_grace > 0 && !child->exited)
-      start_grace(child, child->kill_grace, child->kill_group);
+    if (r == 1 && kill->timeout_grace > 0 && !child->exited)
+      start_grace(child, kill->timeout_grace, kill->timeout_group);
   } else if (stage == CP__KILL_GRACE) {
-    cp__child_signal(child, SIGKILL, child->grace_group);
+    cp__child_signal(child, SIGKILL, kill->grace_group);
   }
   cp__child_unhold(child);
 }
 
-void cp__child_start_timeout(cp_child *child) {
-  if (child->timeout == 0)
+/* Creates the kill timer for the timeout option, before the process starts,
+ * since only running out of memory may fail cp_spawn(). Returns 0 or
+ * -ENOMEM. */
+int cp__child_prepare_timeout(cp_child *child,
+                              const cp_spawn_options *options) {
+  cp__kill_timer *kill;
+
+  if (options->timeout == 0)
+    return 0;
+
+  kill = kill_timer(child);
+  if (kill == NULL)
+    return -ENOMEM;
+  kill->timeout_signal =
+      options->kill_signal != 0 ? options->kill_signal : SIGTERM;
+  kill->timeout_grace = options->kill_grace;
+  kill->timeout_group = options->kill_group;
+  return 0;
+}
+
+void cp__child_start_timeout(cp_child *child, uint64_t timeout) {
+  if (timeout == 0)
     return;
 
-  child->kill_stage = CP__KILL_TIMEOUT;
-  uv_timer_start(&child->kill_timer, cp__kill_timer_cb, child->timeout, 0);
+  child->kill->stage = CP__KILL_TIMEOUT;
+  uv_timer_start(&child->kill->timer, kill_timer_cb, timeout, 0);
 }
 
 void cp__child_stop_kill_timer(cp_child *child) {
-  child->kill_stage = CP__KILL_IDLE;
-  uv_timer_stop(&child->kill_timer);
+  if (child->kill == NULL)
+    return;
+
+  child->kill->stage = CP__KILL_IDLE;
+  uv_timer_stop(&child->kill->timer);
 }

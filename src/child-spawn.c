@@ -92,53 +92,71 @@ static char *join_command(const char *file, const char *const *args) {
   return command;
 }
 
-static char **new_argv(size_t count) { return calloc(count + 1, sizeof(char *)); }
+/* Copies count strings into one block: count + 1 pointers, the last NULL,
+ * followed by the text they point to. Returns NULL when out of memory. */
+static char **pack_strings(const char *const *strings, size_t count) {
+  size_t size = (count + 1) * sizeof(char *);
+  char **block;
+  char *text;
+
+  for (size_t i = 0; i < count; i++)
+    size += strlen(strings[i]) + 1;
+
+  block = malloc(size);
+  if (block == NULL)
+    return NULL;
+
+  text = (char *)(block + count + 1);
+  for (size_t i = 0; i < count; i++) {
+    block[i] = text;
+    text = stpcpy(text, strings[i]) + 1;
+  }
+  block[count] = NULL;
+  return block;
+}
+
+/* The shell form: the shell runs file and its arguments joined by spaces. */
+static int build_shell_command(cp_child *child, const char *file,
+                               const char *const *args,
+                               const cp_spawn_options *options) {
+  const char *argv0 = options->argv0 != NULL ? options->argv0 : options->shell;
+  char *joined = join_command(file, args);
+
+  if (joined == NULL)
+    return -ENOMEM;
+
+  child->command = pack_strings(
+      (const char *const[]){options->shell, argv0, "-c", joined}, 4);
+  free(joined);
+  return child->command != NULL ? 0 : -ENOMEM;
+}
 
 /* Builds spawnfile and spawnargs as Node does, argv0 and shell applied. */
 static int build_command(cp_child *child, const char *file,
                          const char *const *args,
                          const cp_spawn_options *options) {
   size_t count = 0;
-  const char *argv0;
+  const char **strings;
 
-  if (options->shell != NULL) {
-    child->spawnfile = strdup(options->shell);
-    child->spawnargs = new_argv(3);
-    if (child->spawnfile == NULL || child->spawnargs == NULL)
-      return -ENOMEM;
+  if (options->shell != NULL)
+    return build_shell_command(child, file, args, options);
 
-    /* Each entry is checked before the next is made: freeing stops at the
-     * first NULL. */
-    argv0 = options->argv0 != NULL ? options->argv0 : options->shell;
-    if ((child->spawnargs[0] = strdup(argv0)) == NULL ||
-        (child->spawnargs[1] = strdup("-c")) == NULL ||
-        (child->spawnargs[2] = join_command(file, args)) == NULL)
-      return -ENOMEM;
-  } else {
-    while (args != NULL && args[count] != NULL)
-      count++;
+  while (args != NULL && args[count] != NULL)
+    count++;
 
-    child->spawnfile = strdup(file);
-    child->spawnargs = new_argv(count + 1);
-    if (child->spawnfile == NULL || child->spawnargs == NULL)
-      return -ENOMEM;
-
-    argv0 = options->argv0 != NULL ? options->argv0 : file;
-    child->spawnargs[0] = strdup(argv0);
-    if (child->spawnargs[0] == NULL)
-      return -ENOMEM;
-    for (size_t i = 0; i < count; i++) {
-      child->spawnargs[i + 1] = strdup(args[i]);
-      if (child->spawnargs[i + 1] == NULL)
-        return -ENOMEM;
-    }
-  }
-
-  if (asprintf(&child->spawn_syscall, "spawn %s", child->spawnfile) < 0) {
-    child->spawn_syscall = NULL;
+  /* spawnfile, argv0, then the arguments. */
+  strings = malloc((count + 2) * sizeof(*strings));
+  if (strings == NULL)
     return -ENOMEM;
-  }
-  return 0;
+
+  strings[0] = file;
+  strings[1] = options->argv0 != NULL ? options->argv0 : file;
+  for (size_t i = 0; i < count; i++)
+    strings[i + 2] = args[i];
+
+  child->command = pack_strings(strings, count + 2);
+  free(strings);
+  return child->command != NULL ? 0 : -ENOMEM;
 }
 
 /* Descriptors of one stdio slot: the child's end and the parent's end of a
@@ -236,7 +254,7 @@ static int make_streams(cp_child *child, slot *slots,
     else
       flags = CP__STREAM_READABLE | CP__STREAM_WRITABLE | CP__STREAM_SOCKET;
 
-    r = cp__stream_new(child->loop, fd, flags, child, i, &child->stdio[i]);
+    r = cp__stream_new(child->loop, fd, flags, child, &child->stdio[i]);
     if (r < 0) {
       result = r;
       continue;
@@ -304,8 +322,8 @@ static int start_process(cp_child *child, const cp_spawn_options *options,
   }
 
   cp__spawn_request request = {
-      .file = child->spawnfile,
-      .argv = child->spawnargs,
+      .file = child->command[0],
+      .argv = child->command + 1,
       .envp = env != NULL ? env : base_env,
       .cwd = options->cwd,
       .fds = fds,
@@ -323,16 +341,6 @@ static int start_process(cp_child *child, const cp_spawn_options *options,
   free(fds);
   free(env);
   return r;
-}
-
-static void copy_kill_options(cp_child *child,
-                              const cp_spawn_options *options) {
-  child->detached = options->detached;
-  child->timeout = options->timeout;
-  child->kill_signal = options->kill_signal != 0 ? options->kill_signal
-                                                 : SIGTERM;
-  child->kill_grace = options->kill_grace;
-  child->kill_group = options->kill_group;
 }
 
 /* Creates the stdio pipes and their streams. An OS failure (EMFILE) is a
@@ -396,7 +404,7 @@ static int spawn_child(cp_child *child, const cp_spawn_options *options) {
     return 0;
   }
 
-  cp__child_start_timeout(child);
+  cp__child_start_timeout(child, options->timeout);
   return 0;
 }
 
@@ -418,12 +426,14 @@ int cp_spawn(uv_loop_t *loop, const char *file, const char *const *args,
   child = cp__child_new(loop);
   if (child == NULL)
     return -ENOMEM;
-  copy_kill_options(child, options);
+  child->detached = options->detached;
 
   child->stdio = calloc(stdio_count(options), sizeof(*child->stdio));
   if (child->stdio != NULL)
     child->stdio_count = stdio_count(options);
   r = child->stdio == NULL ? -ENOMEM : build_command(child, file, args, options);
+  if (r == 0)
+    r = cp__child_prepare_timeout(child, options);
   if (r == 0)
     r = spawn_child(child, options);
   if (r < 0) {

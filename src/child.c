@@ -1,6 +1,7 @@
 /* The ChildProcess object: events, exit, close and lifetime. */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,14 +32,26 @@ cp_child *cp__child_new(uv_loop_t *loop) {
   child->referenced = true;
   cp__emitter_init(&child->emitter, child, invoke_child_listener);
 
-  uv_timer_init(loop, &child->next_tick);
-  uv_timer_init(loop, &child->kill_timer);
-  uv_timer_init(loop, &child->replay_timer);
-  child->next_tick.data = child;
-  child->kill_timer.data = child;
-  child->replay_timer.data = child;
-  child->handles_open = 3;
+  /* Allocated before the process starts: every child needs it, and
+   * cp_spawn() may fail only before that point. */
+  child->next_tick = cp__child_new_timer(child);
+  if (child->next_tick == NULL) {
+    free(child);
+    return NULL;
+  }
   return child;
+}
+
+uv_timer_t *cp__child_new_timer(cp_child *child) {
+  uv_timer_t *timer = malloc(sizeof(*timer));
+
+  if (timer == NULL)
+    return NULL;
+
+  uv_timer_init(child->loop, timer);
+  timer->data = child;
+  child->handles_open++;
+  return timer;
 }
 
 static void free_memory(cp_child *child) {
@@ -52,13 +65,7 @@ static void free_memory(cp_child *child) {
   }
   free(child->stdio);
 
-  if (child->spawnargs != NULL) {
-    for (char **arg = child->spawnargs; *arg != NULL; arg++)
-      free(*arg);
-  }
-  free(child->spawnargs);
-  free(child->spawnfile);
-  free(child->spawn_syscall);
+  free(child->command);
   cp__emitter_free(&child->emitter);
   free(child);
 }
@@ -105,22 +112,39 @@ static void close_handle(cp_child *child, uv_handle_t *handle) {
   uv_close(handle, handle_closed);
 }
 
-static void close_handles(cp_child *child) {
-  child->handles_closing = true;
-  close_handle(child, (uv_handle_t *)&child->next_tick);
-  close_handle(child, (uv_handle_t *)&child->kill_timer);
-  close_handle(child, (uv_handle_t *)&child->replay_timer);
-  if (child->pidfd >= 0)
-    close_handle(child, (uv_handle_t *)&child->exit_poll);
-  if (child->use_sigchld)
-    close_handle(child, (uv_handle_t *)&child->sigchld);
+void cp__child_close_timer(cp_child *child, uv_timer_t **timer) {
+  if (*timer == NULL)
+    return;
+
+  close_handle(child, (uv_handle_t *)*timer);
+  *timer = NULL;
 }
 
+static bool has_exit_watch(const cp_child *child) {
+  return child->pidfd >= 0 || child->use_sigchld;
+}
+
+static void close_handles(cp_child *child) {
+  child->handles_closing = true;
+  cp__child_close_timer(child, &child->next_tick);
+  cp__child_close_timer(child, &child->replay_timer);
+  if (child->kill != NULL) {
+    close_handle(child, (uv_handle_t *)&child->kill->timer);
+    child->kill = NULL;
+  }
+  if (has_exit_watch(child))
+    close_handle(child, (uv_handle_t *)&child->exit_watch);
+}
+
+/* The exit watch is part of the child; every other handle is a timer
+ * block of its own. */
 static void handle_closed(uv_handle_t *handle) {
   cp_child *child = handle->data;
 
-  if (handle == (uv_handle_t *)&child->exit_poll)
+  if (handle == (uv_handle_t *)&child->exit_watch)
     child->pidfd = cp__close(child->pidfd);
+  else
+    free(handle);
 
   child->handles_open--;
   maybe_free(child);
@@ -207,9 +231,9 @@ static void emit_spawn(cp_child *child) {
 
 static void stop_exit_watch(cp_child *child) {
   if (child->pidfd >= 0)
-    uv_poll_stop(&child->exit_poll);
+    uv_poll_stop(&child->exit_watch.pidfd);
   if (child->use_sigchld)
-    uv_signal_stop(&child->sigchld);
+    uv_signal_stop(&child->exit_watch.sigchld);
 }
 
 static void handle_exit(cp_child *child, int exit_code, int signum) {
@@ -272,16 +296,31 @@ static void sigchld_cb(uv_signal_t *handle, int signum) {
   try_reap(handle->data);
 }
 
+/* Node's syscall for a spawn error is "spawn FILE". Without memory for
+ * that text, the event's syscall is "spawn". */
+static void emit_spawn_error(cp_child *child) {
+  const char *file = cp_child_spawnfile(child);
+  char *syscall;
+
+  if (asprintf(&syscall, "spawn %s", file) < 0)
+    syscall = NULL;
+  cp__child_emit(child, &(cp_event){.type = CP_EVENT_ERROR,
+                                    .error = child->spawn_error,
+                                    .syscall = syscall != NULL ? syscall
+                                                               : "spawn",
+                                    .path = file});
+  free(syscall);
+}
+
 static void next_tick_cb(uv_timer_t *timer) {
   cp_child *child = timer->data;
 
   cp__child_hold(child);
+  /* It runs once, so its memory goes now rather than with the child. */
+  cp__child_close_timer(child, &child->next_tick);
   if (child->spawn_error != 0) {
     child->exit_code = child->spawn_error;
-    cp__child_emit(child, &(cp_event){.type = CP_EVENT_ERROR,
-                                      .error = child->spawn_error,
-                                      .syscall = child->spawn_syscall,
-                                      .path = child->spawnfile});
+    emit_spawn_error(child);
     finish_process(child);
   } else {
     emit_spawn(child);
@@ -294,7 +333,7 @@ static void next_tick_cb(uv_timer_t *timer) {
 }
 
 void cp__child_schedule_next_tick(cp_child *child) {
-  uv_timer_start(&child->next_tick, next_tick_cb, 0, 0);
+  uv_timer_start(child->next_tick, next_tick_cb, 0, 0);
 }
 
 /* Starts watching for the exit of a started child: a pidfd where the
@@ -303,24 +342,26 @@ int cp__child_start_watch(cp_child *child) {
   int r = cp__force_sigchld ? -ENOSYS : cp__pidfd_open(child->pid);
 
   if (r >= 0) {
+    uv_poll_t *poll = &child->exit_watch.pidfd;
+
     child->pidfd = r;
-    r = uv_poll_init(child->loop, &child->exit_poll, child->pidfd);
+    r = uv_poll_init(child->loop, poll, child->pidfd);
     if (r < 0) {
       child->pidfd = cp__close(child->pidfd);
       return r;
     }
-    child->exit_poll.data = child;
+    poll->data = child;
     child->handles_open++;
-    return uv_poll_start(&child->exit_poll, UV_READABLE, exit_poll_cb);
+    return uv_poll_start(poll, UV_READABLE, exit_poll_cb);
   }
 
-  r = uv_signal_init(child->loop, &child->sigchld);
+  r = uv_signal_init(child->loop, &child->exit_watch.sigchld);
   if (r < 0)
     return r;
   child->use_sigchld = true;
-  child->sigchld.data = child;
+  child->exit_watch.sigchld.data = child;
   child->handles_open++;
-  return uv_signal_start(&child->sigchld, sigchld_cb, SIGCHLD);
+  return uv_signal_start(&child->exit_watch.sigchld, sigchld_cb, SIGCHLD);
 }
 
 static bool is_child_event(cp_event_type type) {
@@ -346,8 +387,13 @@ static int add_listener(cp_child *child, cp_event_type type,
     return CP_ERR_INVALID_ARG_VALUE;
 
   r = cp__emitter_add(&child->emitter, type, (cp__listener_fn)fn, data, once);
-  if (r == 0 && type == CP_EVENT_MESSAGE)
-    cp__child_message_listener_added(child);
+  if (r < 0 || type != CP_EVENT_MESSAGE)
+    return r;
+
+  /* Out of memory for the replay: the listener is not added after all. */
+  r = cp__child_message_listener_added(child);
+  if (r < 0)
+    cp__emitter_remove(&child->emitter, type, (cp__listener_fn)fn, data);
   return r;
 }
 
@@ -383,11 +429,11 @@ const cp_rusage *cp_child_resource_usage(const cp_child *child) {
 }
 
 const char *cp_child_spawnfile(const cp_child *child) {
-  return child->spawnfile;
+  return child->command[0];
 }
 
 const char *const *cp_child_spawnargs(const cp_child *child) {
-  return (const char *const *)child->spawnargs;
+  return (const char *const *)child->command + 1;
 }
 
 cp_stream *cp_child_stdio(const cp_child *child, size_t i) {
@@ -420,11 +466,10 @@ static void set_handle_ref(uv_handle_t *handle, bool referenced) {
 /* The next-tick timer stays referenced: the spawn or error event it carries
  * fires on the next iteration even for an unref'd child. */
 static void apply_ref(cp_child *child) {
-  set_handle_ref((uv_handle_t *)&child->kill_timer, child->referenced);
-  if (child->pidfd >= 0)
-    set_handle_ref((uv_handle_t *)&child->exit_poll, child->referenced);
-  if (child->use_sigchld)
-    set_handle_ref((uv_handle_t *)&child->sigchld, child->referenced);
+  if (child->kill != NULL)
+    set_handle_ref((uv_handle_t *)&child->kill->timer, child->referenced);
+  if (has_exit_watch(child))
+    set_handle_ref((uv_handle_t *)&child->exit_watch, child->referenced);
   if (child->channel != NULL && !child->channel_closed) {
     if (child->referenced)
       cp__channel_ref(child->channel);

@@ -573,6 +573,12 @@ int cp__decoder_end(cp__decoder *decoder, const char **text, size_t *text_len) {
   return 0;
 }
 
+void cp__decoder_release_text(cp__decoder *decoder) {
+  free(decoder->text);
+  decoder->text = NULL;
+  decoder->text_capacity = 0;
+}
+
 void cp__decoder_free(cp__decoder *decoder) {
   free(decoder->text);
   decoder->text = NULL;

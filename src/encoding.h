@@ -58,6 +58,10 @@ int cp__decoder_write(cp__decoder *decoder, const char *bytes, size_t len,
 int cp__decoder_end(cp__decoder *decoder, const char **text,
                     size_t *text_len);
 
+/* Frees the output buffer, which invalidates the text of the last call,
+ * and keeps the bytes held back. The next call allocates a new buffer. */
+void cp__decoder_release_text(cp__decoder *decoder);
+
 /* Frees the output buffer. The decoder may be initialized again. */
 void cp__decoder_free(cp__decoder *decoder);
 

@@ -355,6 +355,13 @@ static void abandon_child(exec_run *run) {
   free_run(run);
 }
 
+/* Ends stdin so that a child reading it gets end of file. Closing the pipe
+ * does the same where end() has no memory for its idle handle. */
+static void end_stdin(cp_stream *stdin_stream) {
+  if (cp_stream_end(stdin_stream) == -ENOMEM)
+    cp_stream_destroy(stdin_stream);
+}
+
 static int start(uv_loop_t *loop, const char *file, const char *const *args,
                  const cp_exec_options *options, const char *shell,
                  cp_exec_cb cb, void *data, cp_child **child_out) {
@@ -397,7 +404,7 @@ static int start(uv_loop_t *loop, const char *file, const char *const *args,
   if (child_out != NULL)
     *child_out = run->child;
   else
-    cp_stream_end(cp_child_stdin(run->child));
+    end_stdin(cp_child_stdin(run->child));
   return 0;
 }
 

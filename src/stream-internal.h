@@ -38,7 +38,6 @@ struct cp__write_chunk {
 typedef struct cp__chunk_list {
   cp__write_chunk *head;
   cp__write_chunk *tail;
-  size_t count;
 } cp__chunk_list;
 
 /* One cp_stream_pipe() link, the data of its internal listeners. */
@@ -51,20 +50,26 @@ struct cp__pipe_link {
   bool awaiting_drain; /* src paused until dst drains */
 };
 
+/*
+ * Allocations: the stream owns idle, its decoders, its pipe links and its
+ * write chunks. A read buffer lives only during one poll callback (see
+ * cp__stream_on_readable()), so an idle stream has no buffer.
+ */
 struct cp_stream {
   uv_poll_t poll; /* the descriptor */
-  uv_idle_t idle; /* runs write callbacks, DRAIN and FINISH from the loop */
-  uv_loop_t *loop;
+  /* Runs write callbacks, DRAIN and FINISH from the loop. NULL until the
+   * first write or end() (see cp__stream_prepare_write()), and once
+   * closing started. */
+  uv_idle_t *idle;
   cp_child *child;
-  size_t index;    /* in the child's stdio */
-  unsigned flags;  /* CP__STREAM_* */
-  int fd;          /* -1 once closing started */
-  int poll_events; /* the mask the poll handle watches now */
   cp__emitter emitter;
+  unsigned flags;        /* CP__STREAM_* */
+  int fd;                /* -1 once closing started */
+  int poll_events;       /* the mask the poll handle watches now */
+  unsigned handles_open; /* while closing: close callbacks still due */
   bool referenced;
   bool destroyed; /* closing started: by destroy, error, or both sides done */
   bool closed;    /* CLOSE emitted and every handle closed */
-  unsigned handles_open; /* while closing: close callbacks still due */
 
   /* Readable side. */
   bool flowing;          /* reading from the descriptor */
@@ -72,23 +77,22 @@ struct cp_stream {
   bool read_eof;         /* read(2) returned 0 */
   bool end_emitted;
   unsigned pipes_awaiting_drain;
-  cp__pipe_link *pipes; /* links whose source is this stream */
-  char *read_buffer; /* CP__READ_BUFFER_SIZE bytes, allocated on first read */
+  unsigned data_emits;          /* DATA emits in progress */
+  cp__pipe_link *pipes;         /* links whose source is this stream */
   cp__decoder *decoder;         /* NULL: DATA carries raw bytes */
   cp__decoder *retired_decoder; /* replaced during an emit of its text */
-  unsigned data_emits;          /* DATA emits in progress */
 
   /* Writable side. */
   cp__chunk_list queue; /* not fully written yet */
   cp__chunk_list done;  /* written or failed, callbacks due */
   size_t writable_length;
   size_t high_water_mark;
-  bool need_drain;
-  bool ending;              /* cp_stream_end() was called */
-  bool finished;            /* the write side is shut down and FINISH emitted */
   int write_error;          /* the first failed write, 0 before */
   int destroy_error;        /* what writes get once destroyed; 0 means
                                CP_ERR_STREAM_DESTROYED */
+  bool need_drain;
+  bool ending;              /* cp_stream_end() was called */
+  bool finished;            /* the write side is shut down and FINISH emitted */
   bool write_error_pending; /* its error event and destroy are still due */
 };
 
@@ -99,6 +103,7 @@ void cp__stream_emit_error(cp_stream *stream, int error, const char *syscall);
 void cp__stream_begin_close(cp_stream *stream);
 void cp__stream_maybe_close(cp_stream *stream);
 void cp__stream_schedule(cp_stream *stream);
+int cp__stream_prepare_write(cp_stream *stream);
 
 /* stream-read.c */
 bool cp__stream_should_read(const cp_stream *stream);

@@ -161,6 +161,9 @@ int cp_stream_pipe(cp_stream *src, cp_stream *dst, bool end) {
     return CP_ERR_STREAM_NOT_READABLE;
   if (!(dst->flags & CP__STREAM_WRITABLE) || dst->destroyed)
     return CP_ERR_STREAM_NOT_WRITABLE;
+  /* The link ends dst from a listener, which could not report a failure. */
+  if (cp__stream_prepare_write(dst) < 0)
+    return -ENOMEM;
 
   link = calloc(1, sizeof(*link));
   if (link == NULL)

@@ -191,24 +191,27 @@ static void reach_eof(cp_stream *stream) {
  * child cannot starve the loop. Data left behind makes epoll report the
  * descriptor again. A listener may pause or destroy the stream between two
  * reads. Returns whether any read returned something other than EAGAIN.
+ *
+ * The buffer lives for this call only, as libuv's alloc_cb gives one per
+ * read, so that a child that is alive but quiet costs its parent no
+ * buffer. One malloc() per wakeup is small beside its epoll_wait() and
+ * read() calls.
  */
 bool cp__stream_on_readable(cp_stream *stream) {
+  char *buffer = malloc(CP__READ_BUFFER_SIZE);
   size_t bytes = 0;
   bool progressed = false;
 
-  if (stream->read_buffer == NULL) {
-    stream->read_buffer = malloc(CP__READ_BUFFER_SIZE);
-    if (stream->read_buffer == NULL) {
-      fail_read(stream, -ENOMEM);
-      return true;
-    }
+  if (buffer == NULL) {
+    fail_read(stream, -ENOMEM);
+    return true;
   }
 
   for (int reads = 0;
        reads < CP__READS_PER_WAKEUP && bytes < CP__READ_BYTES_PER_WAKEUP &&
        cp__stream_should_read(stream);
        reads++) {
-    ssize_t n = cp__read(stream->fd, stream->read_buffer, CP__READ_BUFFER_SIZE);
+    ssize_t n = cp__read(stream->fd, buffer, CP__READ_BUFFER_SIZE);
 
     if (n == -EAGAIN)
       break;
@@ -224,18 +227,21 @@ bool cp__stream_on_readable(cp_stream *stream) {
     }
 
     bytes += (size_t)n;
-    emit_data(stream, stream->read_buffer, (size_t)n);
+    emit_data(stream, buffer, (size_t)n);
 
     /* A short read has most likely emptied the descriptor, so another read
      * would only return EAGAIN. */
     if ((size_t)n < CP__READ_BUFFER_SIZE)
       break;
   }
+  free(buffer);
+  /* The decoder's text is as large as the last read: it goes too. */
+  if (stream->decoder != NULL)
+    cp__decoder_release_text(stream->decoder);
   return progressed;
 }
 
 void cp__stream_free_read_side(cp_stream *stream) {
-  free(stream->read_buffer);
   free_decoder(stream->decoder);
   free_decoder(stream->retired_decoder);
 

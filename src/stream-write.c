@@ -39,7 +39,6 @@ static void list_push(cp__chunk_list *list, cp__write_chunk *chunk) {
   else
     list->head = chunk;
   list->tail = chunk;
-  list->count++;
 }
 
 static cp__write_chunk *list_shift(cp__chunk_list *list) {
@@ -51,7 +50,6 @@ static cp__write_chunk *list_shift(cp__chunk_list *list) {
   list->head = chunk->next;
   if (list->head == NULL)
     list->tail = NULL;
-  list->count--;
   return chunk;
 }
 
@@ -76,13 +74,19 @@ static void finish_chunk(cp_stream *stream, cp__write_chunk *chunk, int status,
   list_push(&stream->done, chunk);
 }
 
-/* Runs at most max of the callbacks due, oldest first. The bound keeps a
- * callback that writes again, and completes at once, from looping here
- * without end: the new callback waits for the next round. */
-static void run_write_callbacks(cp_stream *stream, size_t max) {
+/* Runs the callbacks due, oldest first, up to and including last, or all
+ * of them for a NULL last. The bound keeps a callback that writes again,
+ * and completes at once, from looping here without end: the new callback
+ * waits for the next round. */
+static void run_write_callbacks(cp_stream *stream,
+                                const cp__write_chunk *last) {
   cp__write_chunk *chunk;
+  bool more = true;
 
-  while (max-- > 0 && (chunk = list_shift(&stream->done)) != NULL) {
+  while (more && (chunk = list_shift(&stream->done)) != NULL) {
+    /* last stays allocated until this loop frees it, so no other chunk
+     * can have its address. */
+    more = chunk != last;
     if (chunk->cb != NULL)
       chunk->cb(stream, chunk->status, chunk->data);
     if (chunk->emit_error)
@@ -129,7 +133,7 @@ static void fail_queued_writes(cp_stream *stream, int error) {
  * and so add another failed callback, hence the loop. */
 void cp__stream_run_last_write_callbacks(cp_stream *stream) {
   while (stream->done.head != NULL)
-    run_write_callbacks(stream, SIZE_MAX);
+    run_write_callbacks(stream, NULL);
 }
 
 /* A write callback for a stream that has emitted CLOSE: its handles are
@@ -171,7 +175,7 @@ static int defer_late_callback(cp_stream *stream, cp_write_cb cb, void *data,
 
   *late = (late_callback){
       .stream = stream, .cb = cb, .data = data, .status = status};
-  uv_timer_init(stream->loop, &late->timer);
+  uv_timer_init(stream->poll.loop, &late->timer);
   late->timer.data = late;
   uv_timer_start(&late->timer, run_late_callback, 0, 0);
   if (!stream->referenced)
@@ -224,6 +228,8 @@ int cp_stream_write(cp_stream *stream, const void *buf, size_t len,
     return CP_ERR_INVALID_ARG_VALUE;
   if (!(stream->flags & CP__STREAM_WRITABLE))
     return CP_ERR_STREAM_NOT_WRITABLE;
+  if (cp__stream_prepare_write(stream) < 0)
+    return -ENOMEM;
   if (stream->ending || stream->destroyed)
     return reject_write(stream, cb, data);
 
@@ -378,7 +384,7 @@ static bool drain_due(const cp_stream *stream) {
 /* The deferred half of writing, run from the loop: the callbacks due, then
  * a write error's event and destroy, or DRAIN and FINISH. */
 void cp__stream_after_write(cp_stream *stream) {
-  run_write_callbacks(stream, stream->done.count);
+  run_write_callbacks(stream, stream->done.tail);
   if (stream->destroyed)
     return;
 
@@ -387,7 +393,7 @@ void cp__stream_after_write(cp_stream *stream) {
   if (stream->write_error_pending) {
     stream->write_error_pending = false;
     fail_queued_writes(stream, stream->write_error);
-    run_write_callbacks(stream, SIZE_MAX);
+    run_write_callbacks(stream, NULL);
     if (stream->destroyed)
       return;
     cp__stream_emit_error(stream, stream->write_error, "write");
@@ -407,7 +413,7 @@ void cp__stream_after_write(cp_stream *stream) {
   /* A DRAIN listener may have written a chunk the pipe took at once: its
    * DRAIN is owed on the next run even with no callback pending. */
   if (!stream->destroyed && stream->done.head == NULL && !drain_due(stream))
-    uv_idle_stop(&stream->idle);
+    uv_idle_stop(stream->idle);
 }
 
 int cp_stream_end(cp_stream *stream) {
@@ -419,6 +425,8 @@ int cp_stream_end(cp_stream *stream) {
     return CP_ERR_STREAM_ALREADY_FINISHED;
   if (stream->destroyed)
     return CP_ERR_STREAM_DESTROYED;
+  if (cp__stream_prepare_write(stream) < 0)
+    return -ENOMEM;
 
   if (!stream->ending) {
     stream->ending = true;

@@ -21,8 +21,33 @@ static void invoke_stream_listener(cp__listener_fn fn, void *object,
   ((cp_stream_listener)fn)(object, event, data);
 }
 
+/* The stream's memory. A duplex stream ends its write side itself at end
+ * of file, where no caller could learn of a failure, so its idle handle is
+ * allocated here. Other streams get one in cp__stream_prepare_write(). */
+static cp_stream *allocate_stream(unsigned flags) {
+  bool duplex = (flags & CP__STREAM_READABLE) && (flags & CP__STREAM_WRITABLE);
+  cp_stream *stream = calloc(1, sizeof(*stream));
+
+  if (stream == NULL || !duplex)
+    return stream;
+
+  stream->idle = malloc(sizeof(*stream->idle));
+  if (stream->idle == NULL) {
+    free(stream);
+    return NULL;
+  }
+  return stream;
+}
+
+static void init_idle(cp_stream *stream) {
+  uv_idle_init(stream->poll.loop, stream->idle);
+  stream->idle->data = stream;
+  if (!stream->referenced)
+    uv_unref((uv_handle_t *)stream->idle);
+}
+
 int cp__stream_new(uv_loop_t *loop, int fd, unsigned flags, cp_child *child,
-                   size_t index, cp_stream **stream_out) {
+                   cp_stream **stream_out) {
   cp_stream *stream;
   int r;
 
@@ -32,7 +57,7 @@ int cp__stream_new(uv_loop_t *loop, int fd, unsigned flags, cp_child *child,
     return -EINVAL;
   }
 
-  stream = calloc(1, sizeof(*stream));
+  stream = allocate_stream(flags);
   if (stream == NULL) {
     cp__close(fd);
     return -ENOMEM;
@@ -43,22 +68,21 @@ int cp__stream_new(uv_loop_t *loop, int fd, unsigned flags, cp_child *child,
     r = uv_poll_init(loop, &stream->poll, fd);
   if (r < 0) {
     cp__close(fd);
+    free(stream->idle);
     free(stream);
     return r;
   }
 
   /* Nothing below can fail: the poll handle, once initialized, can only be
    * released through uv_close() and its callback. */
-  uv_idle_init(loop, &stream->idle);
   stream->poll.data = stream;
-  stream->idle.data = stream;
-  stream->loop = loop;
   stream->child = child;
-  stream->index = index;
   stream->flags = flags;
   stream->fd = fd;
   stream->referenced = true;
   stream->high_water_mark = CP__DEFAULT_HIGH_WATER_MARK;
+  if (stream->idle != NULL)
+    init_idle(stream);
   cp__emitter_init(&stream->emitter, stream, invoke_stream_listener);
 
   *stream_out = stream;
@@ -257,12 +281,27 @@ static void on_idle(uv_idle_t *handle) {
   cp__child_unhold(child);
 }
 
+/* Creates the idle handle on the first write or end(), so that a stdin
+ * that is never written has none. A closing stream needs none: its close
+ * callback runs the deferred work. */
+int cp__stream_prepare_write(cp_stream *stream) {
+  if (stream->idle != NULL || stream->destroyed)
+    return 0;
+
+  stream->idle = malloc(sizeof(*stream->idle));
+  if (stream->idle == NULL)
+    return -ENOMEM;
+
+  init_idle(stream);
+  return 0;
+}
+
 /* Runs cp__stream_after_write() from the loop soon, for work that a public
  * function may not do itself (Node calls write callbacks asynchronously).
  * A closing stream runs that work from its close callback instead. */
 void cp__stream_schedule(cp_stream *stream) {
   if (!stream->destroyed)
-    uv_idle_start(&stream->idle, on_idle);
+    uv_idle_start(stream->idle, on_idle);
 }
 
 /* ------------------------------------------------------------------------
@@ -275,6 +314,8 @@ static void on_handle_closed(uv_handle_t *handle) {
   cp_stream *stream = handle->data;
   cp_child *child = stream->child;
 
+  if (handle != (uv_handle_t *)&stream->poll)
+    free(handle);
   if (--stream->handles_open > 0)
     return;
 
@@ -296,10 +337,14 @@ void cp__stream_begin_close(cp_stream *stream) {
   stream->destroyed = true;
   stream->flowing = false;
   stream->poll_events = 0;
-  stream->handles_open = 2;
+  stream->handles_open = 1;
   cp__stream_cancel_queued_writes(stream);
   uv_close((uv_handle_t *)&stream->poll, on_handle_closed);
-  uv_close((uv_handle_t *)&stream->idle, on_handle_closed);
+  if (stream->idle != NULL) {
+    stream->handles_open++;
+    uv_close((uv_handle_t *)stream->idle, on_handle_closed);
+    stream->idle = NULL;
+  }
 
   /* uv_close() has removed the descriptor from epoll (EPOLL_CTL_DEL in
    * uv__poll_stop(), libuv 1.44 on Linux), so closing it here cannot
@@ -356,7 +401,8 @@ void cp_stream_ref(cp_stream *stream) {
 
   stream->referenced = true;
   uv_ref((uv_handle_t *)&stream->poll);
-  uv_ref((uv_handle_t *)&stream->idle);
+  if (stream->idle != NULL)
+    uv_ref((uv_handle_t *)stream->idle);
 }
 
 void cp_stream_unref(cp_stream *stream) {
@@ -365,5 +411,6 @@ void cp_stream_unref(cp_stream *stream) {
 
   stream->referenced = false;
   uv_unref((uv_handle_t *)&stream->poll);
-  uv_unref((uv_handle_t *)&stream->idle);
+  if (stream->idle != NULL)
+    uv_unref((uv_handle_t *)stream->idle);
 }

@@ -13,13 +13,13 @@ enum {
 };
 
 /*
- * Creates the stream for the parent's end of a pipe, index in the child's
- * stdio. Takes fd, which it makes non-blocking and closes on every path,
- * failure included. The stream starts paused with no listener. Returns 0 or
- * a negative errno.
+ * Creates the stream for the parent's end of one of child's pipes. Takes
+ * fd, which it makes non-blocking and closes on every path, failure
+ * included. The stream starts paused with no listener. Returns 0 or a
+ * negative errno.
  */
 int cp__stream_new(uv_loop_t *loop, int fd, unsigned flags, cp_child *child,
-                   size_t index, cp_stream **stream_out);
+                   cp_stream **stream_out);
 
 /*
  * Node's flushStdio, called after the child's exit event: a readable stream

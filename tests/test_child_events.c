@@ -752,6 +752,35 @@ static void sigchld_fallback_reports_exit_and_signal(void **state) {
   assert_no_child_left();
 }
 
+/* The timeout option's kill timer with the SIGCHLD watch: the timer ends
+ * the child and the fallback reaps it. */
+static void sigchld_fallback_timeout_kills(void **state) {
+  const char *const args[] = {"30", NULL};
+  cp_spawn_options options = {.timeout = 100};
+  cp_test_record record;
+  cp_child *child;
+  uv_loop_t loop;
+
+  (void)state;
+  cp__force_sigchld = true;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  child = cp_test_spawn(&loop, "sleep", args, &options, &record);
+  assert_true(child->use_sigchld);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+  cp__force_sigchld = false;
+
+  assert_string_equal(record.events, "SXC");
+  assert_int_equal(record.exit_signal, SIGTERM);
+  assert_int_equal(record.close_signal, SIGTERM);
+  assert_true(cp_child_killed(child));
+
+  cp_child_release(child);
+  cp_test_record_free(&record);
+  cp_test_loop_finish(&loop);
+  assert_no_child_left();
+}
+
 static void kill_on_spawn(cp_child *child, const cp_event *event, void *data) {
   (void)event;
   *(int *)data = cp_child_kill(child, SIGTERM);
@@ -813,6 +842,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(child_exit_reports_resource_usage),
       cmocka_unit_test(sigchld_fallback_reports_exit_and_signal),
       cmocka_unit_test(sigchld_fallback_kill_delivers),
+      cmocka_unit_test(sigchld_fallback_timeout_kills),
   };
 
   cmocka_set_test_filter(argc > 1 ? argv[1] : NULL);

@@ -139,6 +139,44 @@ static void unref_lets_loop_return(void **state) {
   assert_no_child_left();
 }
 
+/* The grace timer of cp_child_terminate() is made on that call, for a
+ * child that is already unreferenced, and must not hold the loop either.
+ * SIGCONT leaves sleep running, so only the grace's SIGKILL would end it,
+ * 60 s later: the guard fails the case first if the timer holds the loop. */
+static void unref_child_grace_timer_lets_loop_return(void **state) {
+  const char *const args[] = {"30", NULL};
+  cp_test_record record;
+  cp_child *child;
+  uv_loop_t loop;
+  pid_t pid;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  child = cp_test_spawn(&loop, "sleep", args, NULL, &record);
+  pid = cp_child_pid(child);
+  cp_child_unref(child);
+  cp_test_loop_run(&loop, GUARD_MS);
+  assert_string_equal(record.events, "S");
+
+  assert_int_equal(cp_child_terminate(child, SIGCONT, 60000, false), 1);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_string_equal(record.events, "S");
+  assert_int_equal(kill(pid, 0), 0);
+
+  assert_int_equal(cp_child_kill(child, SIGTERM), 1);
+  cp_child_ref(child);
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_string_equal(record.events, "SXC");
+  assert_int_equal(record.exit_signal, SIGTERM);
+
+  cp_child_release(child);
+  cp_test_record_free(&record);
+  cp_test_loop_finish(&loop);
+  assert_no_child_left();
+}
+
 /* Counts the calls of a listener that releases the child. */
 static void release_in_listener(cp_child *child, const cp_event *event,
                                 void *data) {
@@ -280,6 +318,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(spawn_repeated_leaks_nothing),
       cmocka_unit_test(unref_lets_loop_return),
+      cmocka_unit_test(unref_child_grace_timer_lets_loop_return),
       cmocka_unit_test(release_inside_exit_listener),
       cmocka_unit_test(release_inside_close_listener),
       cmocka_unit_test(release_while_running_still_reaps),

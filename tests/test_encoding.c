@@ -251,6 +251,32 @@ static void decoder_utf8_split_across_two_chunks(void **state) {
   }
 }
 
+/* A stream releases the text between reads: the held-back bytes of a
+ * character stay, and the next write allocates a new buffer. */
+static void decoder_release_text_keeps_pending_bytes(void **state) {
+  cp__decoder decoder;
+  const char *text;
+  size_t text_len;
+
+  (void)state;
+  cp__decoder_init(&decoder, CP__ENCODING_UTF8);
+  assert_int_equal(cp__decoder_write(&decoder, "ab\xE2\x82", 4, &text,
+                                     &text_len),
+                   0);
+  assert_int_equal(text_len, 2);
+  assert_memory_equal(text, "ab", 2);
+
+  cp__decoder_release_text(&decoder);
+  assert_null(decoder.text);
+  assert_int_equal(decoder.pending_len, 2);
+
+  assert_int_equal(cp__decoder_write(&decoder, "\xAC!", 2, &text, &text_len),
+                   0);
+  assert_int_equal(text_len, 4);
+  assert_string_equal(text, "\xE2\x82\xAC!");
+  cp__decoder_free(&decoder);
+}
+
 static void decoder_utf8_split_across_three_chunks(void **state) {
   (void)state;
 
@@ -803,6 +829,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(encoding_parse_rejects_unknown),
       cmocka_unit_test(decoder_utf8_ascii_passes_through),
       cmocka_unit_test(decoder_utf8_split_across_two_chunks),
+      cmocka_unit_test(decoder_release_text_keeps_pending_bytes),
       cmocka_unit_test(decoder_utf8_split_across_three_chunks),
       cmocka_unit_test(decoder_utf8_split_adjacent_characters),
       cmocka_unit_test(decoder_utf8_one_byte_at_a_time),

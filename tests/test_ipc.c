@@ -322,6 +322,77 @@ static void messages_before_listener_are_kept(void **state) {
   finish(&loop, child, &record);
 }
 
+/* Records a message. After the third, removes itself and sends three more
+ * messages, whose echoes then arrive with no MESSAGE listener. */
+static void on_message_then_remove(cp_child *child, const cp_event *event,
+                                   void *data) {
+  ipc_record *record = data;
+
+  on_message(child, event, data);
+  if (record->message_count != 3)
+    return;
+  assert_int_equal(
+      cp_child_off(child, CP_EVENT_MESSAGE, on_message_then_remove, record),
+      0);
+  for (int seq = 3; seq < 6; seq++) {
+    cJSON *message = numbered(seq);
+
+    assert_true(cp_child_send(child, message, NULL, NULL, NULL, NULL) >= 0);
+    cJSON_Delete(message);
+  }
+}
+
+/* Adds a MESSAGE listener after the third echo notice, and again after the
+ * sixth, when the echoes of the second round have been kept. */
+static void add_listener_each_round(cp_child *child, const cp_event *event,
+                                    void *data) {
+  ipc_record *record = data;
+
+  (void)event;
+  ++record->internal_count;
+  if (record->internal_count == 3) {
+    assert_int_equal(record->message_count, 0);
+    assert_int_equal(cp_child_on(child, CP_EVENT_MESSAGE,
+                                 on_message_then_remove, record),
+                     0);
+  } else if (record->internal_count == 6) {
+    assert_int_equal(record->message_count, 3);
+    record->disconnect_on_count = true;
+    record->expected = 6;
+    assert_int_equal(
+        cp_child_on(child, CP_EVENT_MESSAGE, on_message, record), 0);
+  }
+}
+
+/* Messages are kept again after every listener was removed, and a new
+ * listener gets them: the replay works a second time. */
+static void messages_kept_again_after_listener_removed(void **state) {
+  const char *const args[] = {CP_TEST_SOURCE_DIR "/ipc/echo-child.js", "notify",
+                              NULL};
+  cp_fork_options options = {.exec_path = "node"};
+  uv_loop_t loop;
+  ipc_record record = {0};
+  cp_child *child;
+
+  (void)state;
+  if (!have_node())
+    skip();
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cp_fork(&loop, args[0], args + 1, &options, &child), 0);
+  record.messages = cJSON_CreateArray();
+  assert_int_equal(cp_child_on(child, CP_EVENT_INTERNAL_MESSAGE,
+                               add_listener_each_round, &record),
+                   0);
+  assert_int_equal(cp_child_on(child, CP_EVENT_CLOSE, on_event, &record), 0);
+  send_numbered(child, 3);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+
+  assert_in_order(&record, 6);
+  assert_int_equal(record.close_count, 1);
+  finish(&loop, child, &record);
+}
+
 /* The same rule in a childproc child: cp-ipc-late adds its MESSAGE
  * listener only on the internal message that follows three messages. */
 static void child_side_keeps_messages_before_listener(void **state) {
@@ -718,6 +789,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(node_parent_talks_to_c_child),
       cmocka_unit_test(messages_sent_before_exit_precede_exit),
       cmocka_unit_test(messages_before_listener_are_kept),
+      cmocka_unit_test(messages_kept_again_after_listener_removed),
       cmocka_unit_test(node_child_messages_keep_order),
       cmocka_unit_test(send_backlog_with_slow_node_reader),
       cmocka_unit_test(send_callbacks_wait_for_node_reader),

@@ -526,6 +526,38 @@ static void stream_unref_survives_pause_and_resume(void **state) {
   finish_loop(&loop, &child, 1);
 }
 
+/* stdin's idle handle is made by the first write, after the unref: it
+ * must not keep the loop alive either, and it runs the callback once the
+ * child is referenced again. */
+static void stdin_first_write_after_unref(void **state) {
+  static const char *const no_args[] = {NULL};
+  uv_loop_t loop;
+  write_log writes = {0};
+  write_tag tag = {.log = &writes, .tag = 7};
+  cp_child *child;
+  cp_stream *in;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  child = spawn_file(&loop, "cat", no_args);
+  in = cp_child_stdin(child);
+  cp_child_unref(child);
+  cp_test_loop_run(&loop, GUARD_MS);
+  assert_false(uv_loop_alive(&loop));
+
+  assert_int_equal(cp_stream_write(in, "x", 1, log_write, &tag), 1);
+  assert_false(uv_loop_alive(&loop));
+
+  cp_child_ref(child);
+  assert_true(uv_loop_alive(&loop));
+  assert_int_equal(cp_stream_end(in), 0);
+  cp_test_loop_run(&loop, GUARD_MS);
+  assert_int_equal(writes.count, 1);
+  assert_int_equal(writes.tags[0], 7);
+  assert_int_equal(writes.statuses[0], 0);
+  finish_loop(&loop, &child, 1);
+}
+
 /* ------------------------------------------------------------------------
  * Writing
  * ------------------------------------------------------------------------ */
@@ -1203,6 +1235,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(set_encoding_in_listener_keeps_text),
       cmocka_unit_test(stdout_unread_is_drained_at_exit),
       cmocka_unit_test(stream_unref_survives_pause_and_resume),
+      cmocka_unit_test(stdin_first_write_after_unref),
       cmocka_unit_test(socket_reset_emits_read_error),
       cmocka_unit_test(stdin_write_returns_false_at_mark),
       cmocka_unit_test(stdin_write_of_mark_drains_later),
