@@ -277,12 +277,15 @@ static bool disconnect_can_finish(const cp__channel *channel) {
          cp__channel_backlog(channel) == 0 && channel->handle_count == 0;
 }
 
+/* Work for the idle handle: callbacks and events due, a disconnect to
+ * finish, or records waiting for the prepare phase (see schedule_write()). */
 static bool has_work_due(const cp__channel *channel) {
   int status;
 
   return oldest_send_finished(channel, &status) ||
          channel->rejected.count > 0 || channel->write_error_event_due ||
-         disconnect_can_finish(channel);
+         disconnect_can_finish(channel) ||
+         uv_is_active((const uv_handle_t *)&channel->prepare);
 }
 
 /* Runs the deferred work from the loop soon. A closing channel runs what is
@@ -621,15 +624,24 @@ static int prepare_send(cp__channel *channel, cp__listener_fn cb) {
   return 0;
 }
 
-/* Writes the backlog now when it has grown to a batch, or has it written
- * in the prepare phase. While the socket is full, writability does it. */
+/*
+ * Writes the backlog now when it has grown to a batch, or has it written
+ * in the prepare phase. While the socket is full, writability does it.
+ *
+ * A prepare handle started during the prepare phase (by a send callback
+ * that on_prepare() runs, or by another prepare handle's callback) runs
+ * only after the next poll, so the idle handle is started too: it makes
+ * that poll return at once instead of blocking with the records unwritten.
+ */
 static void schedule_write(cp__channel *channel) {
   if (channel->write_blocked)
     return;
-  if (writable_backlog(channel) >= WRITE_BATCH_BYTES)
+  if (writable_backlog(channel) >= WRITE_BATCH_BYTES) {
     flush_output(channel);
-  else
-    uv_prepare_start(&channel->prepare, on_prepare);
+    return;
+  }
+  uv_prepare_start(&channel->prepare, on_prepare);
+  schedule(channel);
 }
 
 /*

@@ -889,6 +889,58 @@ static void channel_send_returns_false_past_backlog_limit(void **state) {
 /* Callbacks run in order, with success for records the kernel took and an
  * error for the rest once the peer closed (Node reports success for
  * all). */
+/* The second send of the chain: it disconnects once written, which ends
+ * the loop. */
+static void disconnect_when_sent(cp__channel *channel, int status,
+                                 void *data) {
+  int *done = data;
+
+  assert_int_equal(status, 0);
+  (*done)++;
+  cp__channel_disconnect(channel);
+}
+
+/* The first: it sends again from inside its callback. */
+static void send_again_when_sent(cp__channel *channel, int status,
+                                 void *data) {
+  cJSON *value = cJSON_CreateNumber(2);
+
+  assert_int_equal(status, 0);
+  assert_true(cp__channel_send(channel, value,
+                               (cp__listener_fn)disconnect_when_sent,
+                               data) >= 0);
+  cJSON_Delete(value);
+}
+
+/* A send from a callback that the loop's prepare phase runs is still
+ * written before the loop waits: libuv runs a prepare handle started in
+ * that phase only after the next poll, which would block with nothing else
+ * to wake it. */
+static void channel_send_from_prepare_callback_is_written(void **state) {
+  uv_loop_t loop;
+  test_endpoint a = {0};
+  cJSON *value = cJSON_CreateNumber(1);
+  char buffer[8] = {0};
+  int done = 0;
+  int raw;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  raw = open_raw(&loop, &a);
+  assert_true(cp__channel_send(a.channel, value,
+                               (cp__listener_fn)send_again_when_sent,
+                               &done) >= 0);
+  cJSON_Delete(value);
+
+  cp_test_loop_run(&loop, GUARD_MS);
+  assert_int_equal(done, 1);
+  assert_int_equal(read(raw, buffer, sizeof(buffer) - 1), 4);
+  assert_string_equal(buffer, "1\n2\n");
+  close(raw);
+  free_endpoint(&a);
+  cp_test_loop_finish(&loop);
+}
+
 static void channel_send_callbacks_report_outcome(void **state) {
   /* 4 MiB: more than a socket buffer holds with Linux's defaults. */
   const size_t count = 128;
@@ -1546,6 +1598,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(channel_answers_envelope_without_descriptor_with_nack),
       cmocka_unit_test(channel_send_returns_false_past_backlog_limit),
       cmocka_unit_test(channel_send_callbacks_report_outcome),
+      cmocka_unit_test(channel_send_from_prepare_callback_is_written),
       cmocka_unit_test(channel_listener_sends_reply),
       cmocka_unit_test(channel_send_checks_arguments),
       cmocka_unit_test(channel_read_dry_delivers_pending),
