@@ -263,6 +263,54 @@ skip_plain_string_bytes(const unsigned char *p, const unsigned char *end) {
 }
 
 /*
+ * Copies the plain string bytes from p on to out, up to the first byte
+ * that is not plain or to end, and returns the position of that byte in
+ * the input. out needs room for end - p bytes: with SSE2, whole blocks
+ * are stored before they are checked, so bytes past the run may be
+ * written too, though never past out + (end - p). One pass over the
+ * input instead of skip_plain_string_bytes() and memcpy().
+ */
+static inline const unsigned char *
+copy_plain_string_bytes(const unsigned char *p, const unsigned char *end,
+                        char *out) {
+#if defined(__SSE2__)
+  while (end - p >= 64) {
+    __m128i block[4];
+    __m128i special = _mm_setzero_si128();
+
+    for (int i = 0; i < 4; i++) {
+      block[i] = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+      _mm_storeu_si128((__m128i *)(void *)(out + 16 * i), block[i]);
+      special = _mm_or_si128(special, special_string_bytes(block[i]));
+    }
+    if (_mm_movemask_epi8(special) != 0)
+      break;
+    p += 64;
+    out += 64;
+  }
+  while (end - p >= 16) {
+    __m128i block = _mm_loadu_si128((const __m128i *)(const void *)p);
+    unsigned mask =
+        (unsigned)_mm_movemask_epi8(special_string_bytes(block));
+
+    _mm_storeu_si128((__m128i *)(void *)out, block);
+    if (mask != 0)
+      return p + __builtin_ctz(mask);
+    p += 16;
+    out += 16;
+  }
+  while (p < end && is_plain_string_byte(*p))
+    *out++ = (char)*p++;
+  return p;
+#else
+  const unsigned char *special = skip_plain_string_bytes(p, end);
+
+  memcpy(out, p, (size_t)(special - p));
+  return special;
+#endif
+}
+
+/*
  * Checks the string whose opening quote was just passed. Advances *pos
  * past the closing quote, or to the first bad byte. Sets *unsupported for
  * an escape of U+0000 or a lone surrogate, which JSON.parse accepts but a

@@ -82,12 +82,11 @@ static size_t escape_byte(unsigned char c, char escape[6]) {
 }
 
 /*
- * Writes string quoted and escaped. Runs of plain bytes are found with
- * skip_plain_string_bytes() and copied with one memcpy() each, so a long
- * string costs about one scan and one copy. Room for the string as it is
- * and both quotes is reserved first. Each escape, longer than its byte,
- * reserves its extra bytes, so that room for the rest and the closing
- * quote is always there.
+ * Writes string quoted and escaped. Runs of plain bytes are scanned and
+ * copied in one pass by copy_plain_string_bytes(). Room for the string as
+ * it is and both quotes is reserved first, and each escape reserves the
+ * bytes it adds, so room for the rest and the closing quote is always
+ * there.
  */
 static int write_string(const char *string, cp__bytes *out) {
   const unsigned char *p = (const unsigned char *)string;
@@ -103,11 +102,11 @@ static int write_string(const char *string, cp__bytes *out) {
 
   out->data[out->len++] = '"';
   while (p < end) {
-    const unsigned char *special = skip_plain_string_bytes(p, end);
+    const unsigned char *special =
+        copy_plain_string_bytes(p, end, out->data + out->len);
     size_t n = (size_t)(special - p);
     char escape[6];
 
-    memcpy(out->data + out->len, p, n);
     out->len += n;
     p = special;
     if (p == end)
