@@ -168,7 +168,8 @@ static inline __m128i special_string_bytes(__m128i v) {
   return _mm_or_si128(special, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
 }
 
-/* Bit i set where byte i of the 16 at p is not a plain string byte. */
+/* Returns a mask with bit i set where byte i of the 16 at p is not a
+ * plain string byte. */
 static inline unsigned special_string_mask(const unsigned char *p) {
   __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
 
@@ -177,7 +178,8 @@ static inline unsigned special_string_mask(const unsigned char *p) {
 
 /* The SSE2 part of skip_plain_string_bytes(): 64 bytes a step while no
  * byte is special, so that long plain strings cost one branch per 64
- * bytes, then 16 at a time. Stops with fewer than 16 bytes left. */
+ * bytes, then 16 at a time. Stops at the first byte that is not plain,
+ * or with fewer than 16 bytes left. */
 static inline const unsigned char *
 skip_plain_string_blocks(const unsigned char *p, const unsigned char *end) {
   while (end - p >= 64) {
@@ -212,8 +214,8 @@ skip_plain_string_blocks(const unsigned char *p, const unsigned char *end) {
  * The portable part of skip_plain_string_bytes(): eight bytes at a time.
  * Each test flags the bytes it matches in their high bit. A subtraction's
  * borrow can also flag a byte above a true match, never one below, so the
- * lowest flagged byte is the first special one. Stops with fewer than 8
- * bytes left.
+ * lowest flagged byte is the first special one. Stops at the first byte
+ * that is not plain, or with fewer than 8 bytes left.
  */
 static inline const unsigned char *
 skip_plain_string_blocks(const unsigned char *p, const unsigned char *end) {
