@@ -15,6 +15,10 @@
 
 #include <cjson/cJSON.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 static inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 static inline bool is_json_whitespace(unsigned char c) {
@@ -152,19 +156,69 @@ static inline size_t measure_unicode_escape(const unsigned char *p,
   return 6;
 }
 
+#if defined(__SSE2__)
+/* Flags the bytes of v that are not plain string bytes: 0xFF in each such
+ * byte, 0 elsewhere. Compared as signed bytes, 0x80 and above are
+ * negative, so one comparison with 0x20 flags them and the control
+ * characters. */
+static inline __m128i special_string_bytes(__m128i v) {
+  __m128i special = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+
+  special = _mm_or_si128(special, _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+  return _mm_or_si128(special, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+}
+
+/* Returns a mask with bit i set where byte i of the 16 at p is not a
+ * plain string byte. */
+static inline unsigned special_string_mask(const unsigned char *p) {
+  __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+
+  return (unsigned)_mm_movemask_epi8(special_string_bytes(v));
+}
+
+/* The SSE2 part of skip_plain_string_bytes(): 64 bytes a step while no
+ * byte is special, so that long plain strings cost one branch per 64
+ * bytes, then 16 at a time. Stops at the first byte that is not plain,
+ * or with fewer than 16 bytes left. */
+static inline const unsigned char *
+skip_plain_string_blocks(const unsigned char *p, const unsigned char *end) {
+  while (end - p >= 64) {
+    __m128i special = special_string_bytes(
+        _mm_loadu_si128((const __m128i *)(const void *)p));
+
+    special = _mm_or_si128(special,
+                           special_string_bytes(_mm_loadu_si128(
+                               (const __m128i *)(const void *)(p + 16))));
+    special = _mm_or_si128(special,
+                           special_string_bytes(_mm_loadu_si128(
+                               (const __m128i *)(const void *)(p + 32))));
+    special = _mm_or_si128(special,
+                           special_string_bytes(_mm_loadu_si128(
+                               (const __m128i *)(const void *)(p + 48))));
+    if (_mm_movemask_epi8(special) != 0)
+      break;
+    p += 64;
+  }
+  while (end - p >= 16) {
+    unsigned mask = special_string_mask(p);
+
+    if (mask != 0)
+      return p + __builtin_ctz(mask);
+    p += 16;
+  }
+  return p;
+}
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) &&                          \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 /*
- * Returns the first byte from p on that is not a plain string byte (see
- * is_plain_string_byte), or end.
- *
- * Where the platform allows, eight bytes are tested at once. Each test
- * flags the bytes it matches in their high bit. A subtraction's borrow
- * can also flag a byte above a true match, never one below, so the lowest
- * flagged byte is the first special one.
+ * The portable part of skip_plain_string_bytes(): eight bytes at a time.
+ * Each test flags the bytes it matches in their high bit. A subtraction's
+ * borrow can also flag a byte above a true match, never one below, so the
+ * lowest flagged byte is the first special one. Stops at the first byte
+ * that is not plain, or with fewer than 8 bytes left.
  */
 static inline const unsigned char *
-skip_plain_string_bytes(const unsigned char *p, const unsigned char *end) {
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) &&                            \
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+skip_plain_string_blocks(const unsigned char *p, const unsigned char *end) {
   const uint64_t ones = 0x0101010101010101u;
   const uint64_t high_bits = 0x8080808080808080u;
 
@@ -188,18 +242,74 @@ skip_plain_string_bytes(const unsigned char *p, const unsigned char *end) {
       return p + __builtin_ctzll(special) / 8;
     p += 8;
   }
-  /*
-   * Brings the members of a parsed object, whose members are already
-   * normalized, to the order and uniqueness of a JavaScript object's keys.
-   * Members dropped as duplicates are freed. Returns 0 or -ENOMEM.
-   */
-  int cp__json_normalize_object(cJSON * object);
-
+  return p;
+}
+#else
+static inline const unsigned char *
+skip_plain_string_blocks(const unsigned char *p, const unsigned char *end) {
+  (void)end;
+  return p;
+}
 #endif
 
+/*
+ * Returns the first byte from p on that is not a plain string byte (see
+ * is_plain_string_byte), or end. Reads no byte at or past end.
+ */
+static inline const unsigned char *
+skip_plain_string_bytes(const unsigned char *p, const unsigned char *end) {
+  p = skip_plain_string_blocks(p, end);
   while (p < end && is_plain_string_byte(*p))
     p++;
   return p;
+}
+
+/*
+ * Copies the plain string bytes from p on to out, up to the first byte
+ * that is not plain or to end, and returns the position of that byte in
+ * the input. out needs room for end - p bytes: with SSE2, whole blocks
+ * are stored before they are checked, so bytes past the run may be
+ * written too, though never past out + (end - p). One pass over the
+ * input instead of skip_plain_string_bytes() and memcpy().
+ */
+static inline const unsigned char *
+copy_plain_string_bytes(const unsigned char *p, const unsigned char *end,
+                        char *out) {
+#if defined(__SSE2__)
+  while (end - p >= 64) {
+    __m128i block[4];
+    __m128i special = _mm_setzero_si128();
+
+    for (int i = 0; i < 4; i++) {
+      block[i] = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+      _mm_storeu_si128((__m128i *)(void *)(out + 16 * i), block[i]);
+      special = _mm_or_si128(special, special_string_bytes(block[i]));
+    }
+    if (_mm_movemask_epi8(special) != 0)
+      break;
+    p += 64;
+    out += 64;
+  }
+  while (end - p >= 16) {
+    __m128i block = _mm_loadu_si128((const __m128i *)(const void *)p);
+    unsigned mask =
+        (unsigned)_mm_movemask_epi8(special_string_bytes(block));
+
+    _mm_storeu_si128((__m128i *)(void *)out, block);
+    if (mask != 0)
+      return p + __builtin_ctz(mask);
+    p += 16;
+    out += 16;
+  }
+  while (p < end && is_plain_string_byte(*p))
+    *out++ = (char)*p++;
+  return p;
+#else
+  const unsigned char *special = skip_plain_string_bytes(p, end);
+
+  memcpy(out, p, (size_t)(special - p));
+  return special;
+#endif
 }
 
 /*

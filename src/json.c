@@ -81,45 +81,57 @@ static size_t escape_byte(unsigned char c, char escape[6]) {
   return 2;
 }
 
-/* Byte by byte rather than with skip_plain_string_bytes(): that needs the
- * length first, and strlen costs more than it saves on the short strings
- * of typical messages. */
+/*
+ * Writes string quoted and escaped. Runs of plain bytes are scanned and
+ * copied in one pass by copy_plain_string_bytes(). Room for the string as
+ * it is and both quotes is reserved first, and each escape reserves the
+ * bytes it adds, so room for the rest and the closing quote is always
+ * there.
+ */
 static int write_string(const char *string, cp__bytes *out) {
   const unsigned char *p = (const unsigned char *)string;
-  const unsigned char *run = p;
+  const unsigned char *end;
   int r;
 
   if (string == NULL)
     return CP_ERR_INVALID_ARG_VALUE;
+  end = p + strlen(string);
+  r = cp__bytes_reserve(out, (size_t)(end - p) + 2);
+  if (r < 0)
+    return r;
 
-  r = append_byte(out, '"');
-  while (r == 0 && *p != '\0') {
+  out->data[out->len++] = '"';
+  while (p < end) {
+    const unsigned char *special =
+        copy_plain_string_bytes(p, end, out->data + out->len);
+    size_t n = (size_t)(special - p);
     char escape[6];
 
-    if (is_plain_string_byte(*p)) {
-      p++;
-      continue;
-    }
+    out->len += n;
+    p = special;
+    if (p == end)
+      break;
+
     if (*p >= 0x80) {
-      /* The NUL stops the check before any byte past it is read. */
-      size_t n = utf8_sequence_length(p, 4);
+      n = utf8_sequence_length(p, (size_t)(end - p));
       if (n == 0)
         return CP_ERR_INVALID_ARG_VALUE;
+      memcpy(out->data + out->len, p, n);
+      out->len += n;
       p += n;
       continue;
     }
 
-    r = cp__bytes_append(out, run, (size_t)(p - run));
-    if (r == 0)
-      r = cp__bytes_append(out, escape, escape_byte(*p, escape));
-    run = ++p;
+    n = escape_byte(*p, escape);
+    r = cp__bytes_reserve(out, (size_t)(end - p) + n);
+    if (r < 0)
+      return r;
+    memcpy(out->data + out->len, escape, n);
+    out->len += n;
+    p++;
   }
-
-  if (r == 0)
-    r = cp__bytes_append(out, run, (size_t)(p - run));
-  if (r == 0)
-    r = append_byte(out, '"');
-  return r;
+  out->data[out->len++] = '"';
+  return 0;
 }
 
 /* Writes a cJSON_Raw item's text parsed and written again, as

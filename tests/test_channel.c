@@ -521,6 +521,52 @@ static void channel_feed_one_byte_at_a_time(void **state) {
   cp_test_loop_finish(&loop);
 }
 
+/* A record with 4-byte characters after long ASCII runs, fed in two
+ * chunks split at every offset: each split arrives whole, and a cut-off
+ * 4-byte sequence is invalid UTF-8 whichever chunk ends it. */
+static void channel_utf8_split_at_every_offset(void **state) {
+  static const char record[] =
+      "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+      "\xf0\x9f\x98\x80 bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\xf4\x8f\xbf\xbf\"]\n";
+  static const char cut[] = "[\"aaaaaaaaaaaaaaaaaaaaaaaaa\xf0\x9f\x98\"]\n";
+  const size_t len = sizeof(record) - 1;
+  uv_loop_t loop;
+  test_endpoint a = {0};
+  int raw;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  raw = open_raw(&loop, &a);
+
+  for (size_t split = 0; split <= len; split++) {
+    cp__channel_feed(a.channel, record, split);
+    cp__channel_feed(a.channel, record + split, len - split);
+  }
+  assert_int_equal(a.messages, len + 1);
+  assert_int_equal(a.error_count, 0);
+  for (size_t i = 0; i < KEPT_MESSAGES; i++) {
+    char expected[sizeof(record)];
+
+    memcpy(expected, record, len - 1);
+    expected[len - 1] = '\0';
+    assert_message(&a, i, expected);
+  }
+
+  for (size_t split = 0; split < sizeof(cut) - 1; split++) {
+    cp__channel_feed(a.channel, cut, split);
+    cp__channel_feed(a.channel, cut + split, sizeof(cut) - 1 - split);
+    assert_int_equal(a.error_count, split + 1);
+    if (split < KEPT_ERRORS)
+      assert_error(&a, split, CP_ERR_IPC_INVALID_UTF8, "-");
+  }
+  assert_int_equal(a.messages, len + 1);
+
+  close(raw);
+  cp_test_loop_run(&loop, GUARD_MS);
+  free_endpoint(&a);
+  cp_test_loop_finish(&loop);
+}
+
 static void channel_many_records_in_one_write(void **state) {
   const size_t count = 1000;
   char *input = malloc(count * 40);
@@ -1586,6 +1632,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(channel_64mib_message),
       cmocka_unit_test(channel_record_split_one_byte_per_read),
       cmocka_unit_test(channel_feed_one_byte_at_a_time),
+      cmocka_unit_test(channel_utf8_split_at_every_offset),
       cmocka_unit_test(channel_many_records_in_one_write),
       cmocka_unit_test(channel_malformed_line_then_valid),
       cmocka_unit_test(channel_invalid_utf8_then_valid),

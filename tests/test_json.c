@@ -756,7 +756,7 @@ static void expect_string_value(const char *text, size_t len,
 }
 
 /* Escapes decode to UTF-8, and raw UTF-8 passes through, in strings short
- * and long (the scanner tests eight bytes at a time). */
+ * and long (the scanner tests 16 or 8 bytes at a time). */
 static void json_parse_strings_decoded(void **state) {
   (void)state;
 
@@ -783,6 +783,173 @@ static void json_parse_strings_decoded(void **state) {
   expect_parse_error(B("\"\\ude00\\ud83d\""), CP_ERR_IPC_UNSUPPORTED_VALUE);
   expect_parse_error(B("{\"\\u0000\":1}"), CP_ERR_IPC_UNSUPPORTED_VALUE);
   expect_parse_error(B("[\"\\ud800\",]"), CP_ERR_IPC_INVALID_JSON);
+}
+
+/*
+ * The string scanner reads 16 and 64 bytes at a time. These tests put a
+ * byte that ends a plain run after 0 to BLOCK_SPAN plain bytes. So it
+ * falls at every offset in a block, at block edges, and in the tail that
+ * is read byte by byte.
+ */
+#define BLOCK_SPAN 140
+
+/* Writes a string of before times 'a', then middle, then 'b' up to
+ * BLOCK_SPAN plain bytes in all, NUL-terminated. Returns its length. */
+static size_t fill_around(char *out, size_t before, const char *middle) {
+  size_t len = 0;
+
+  memset(out, 'a', before);
+  len += before;
+  memcpy(out + len, middle, strlen(middle));
+  len += strlen(middle);
+  memset(out + len, 'b', BLOCK_SPAN - before);
+  len += BLOCK_SPAN - before;
+  out[len] = '\0';
+  return len;
+}
+
+static const struct {
+  const char *raw;
+  const char *escaped; /* as JSON.stringify writes it */
+} stringify_specials[] = {
+    {"\"", "\\\""},
+    {"\\", "\\\\"},
+    {"\n", "\\n"},
+    {"\t", "\\t"},
+    {"\x01", "\\u0001"},
+    {"\x1f", "\\u001f"},
+    {"\x7f", "\x7f"},
+    {"/", "/"},
+    {"\xc3\xa9", "\xc3\xa9"},
+    {"\xe2\x82\xac", "\xe2\x82\xac"},
+    {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+    {"\n\"\xf0\x9f\x98\x80\\", "\\n\\\"\xf0\x9f\x98\x80\\\\"},
+};
+
+static void json_stringify_special_at_every_offset(void **state) {
+  char raw[BLOCK_SPAN + 16];
+  char expected[BLOCK_SPAN + 64];
+  cJSON item = {.type = cJSON_String, .valuestring = raw};
+  (void)state;
+
+  for (size_t i = 0;
+       i < sizeof stringify_specials / sizeof *stringify_specials; i++) {
+    for (size_t before = 0; before <= BLOCK_SPAN; before++) {
+      size_t len;
+
+      fill_around(raw, before, stringify_specials[i].raw);
+      expected[0] = '"';
+      len = 1 + fill_around(expected + 1, before, stringify_specials[i].escaped);
+      memcpy(expected + len, "\"", 2);
+      expect_stringify(&item, expected);
+    }
+  }
+}
+
+/* Invalid UTF-8 after a long ASCII run is still rejected, and the output
+ * is left as it was. */
+static void json_stringify_invalid_utf8_after_ascii(void **state) {
+  static const char *const invalid[] = {
+      "\x80", "\xc0\x80", "\xc3", "\xed\xa0\x80", "\xe2\x82",
+      "\xf4\x90\x80\x80", "\xf0\x9f\x98", "\xff",
+  };
+  char raw[BLOCK_SPAN + 16];
+  cJSON item = {.type = cJSON_String, .valuestring = raw};
+  cp__bytes out = {NULL, 0, 0};
+  (void)state;
+
+  assert_int_equal(cp__bytes_append(&out, "[", 1), 0);
+  for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+    for (size_t before = 0; before <= BLOCK_SPAN; before++) {
+      fill_around(raw, before, invalid[i]);
+      assert_int_equal(cp__json_stringify(&item, &out),
+                       CP_ERR_INVALID_ARG_VALUE);
+      assert_int_equal(out.len, 1);
+
+      /* At the very end, with no ASCII after it. */
+      raw[before + strlen(invalid[i])] = '\0';
+      assert_int_equal(cp__json_stringify(&item, &out),
+                       CP_ERR_INVALID_ARG_VALUE);
+      assert_int_equal(out.len, 1);
+    }
+  }
+  cp__bytes_free(&out);
+}
+
+static const struct {
+  const char *text;    /* inside a JSON string */
+  const char *decoded; /* the string's value */
+} parse_specials[] = {
+    {"\\n", "\n"},
+    {"\\\"", "\""},
+    {"\\\\", "\\"},
+    {"\\/", "/"},
+    {"\\u00e9", "\xc3\xa9"},
+    {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
+    {"\x7f", "\x7f"},
+    {"\xc3\xa9", "\xc3\xa9"},
+    {"\xef\xbf\xbf", "\xef\xbf\xbf"},
+    {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+    {"\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf"},
+};
+
+static void json_parse_special_at_every_offset(void **state) {
+  char text[BLOCK_SPAN + 32];
+  char expected[BLOCK_SPAN + 32];
+  (void)state;
+
+  for (size_t i = 0; i < sizeof parse_specials / sizeof *parse_specials;
+       i++) {
+    for (size_t before = 0; before <= BLOCK_SPAN; before++) {
+      size_t len;
+      size_t expected_len = fill_around(expected, before,
+                                        parse_specials[i].decoded);
+
+      text[0] = '"';
+      len = 1 + fill_around(text + 1, before, parse_specials[i].text);
+      text[len++] = '"';
+      expect_string_value(text, len, expected, expected_len);
+    }
+  }
+}
+
+/* Raw control bytes and invalid UTF-8 at every offset, also as the last
+ * bytes before the closing quote, keep their error codes. */
+static void json_parse_bad_byte_at_every_offset(void **state) {
+  static const struct {
+    const char *text;
+    int error;
+  } bad[] = {
+      {"\x01", CP_ERR_IPC_INVALID_JSON},
+      {"\x1f", CP_ERR_IPC_INVALID_JSON},
+      {"\t", CP_ERR_IPC_INVALID_JSON},
+      {"\n", CP_ERR_IPC_INVALID_JSON},
+      {"\\x", CP_ERR_IPC_INVALID_JSON},
+      {"\\u12g", CP_ERR_IPC_INVALID_JSON},
+      {"\x80", CP_ERR_IPC_INVALID_UTF8},
+      {"\xc0\x80", CP_ERR_IPC_INVALID_UTF8},
+      {"\xed\xa0\x80", CP_ERR_IPC_INVALID_UTF8},
+      {"\xf4\x90\x80\x80", CP_ERR_IPC_INVALID_UTF8},
+      {"\xf0\x9f\x98", CP_ERR_IPC_INVALID_UTF8},
+      {"\xff", CP_ERR_IPC_INVALID_UTF8},
+  };
+  char text[BLOCK_SPAN + 32];
+  (void)state;
+
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    for (size_t before = 0; before <= BLOCK_SPAN; before++) {
+      size_t len;
+
+      text[0] = '"';
+      len = 1 + fill_around(text + 1, before, bad[i].text);
+      text[len++] = '"';
+      expect_parse_error(text, len, bad[i].error);
+
+      len = 1 + before + strlen(bad[i].text);
+      text[len++] = '"';
+      expect_parse_error(text, len, bad[i].error);
+    }
+  }
 }
 
 /* The items are ordinary cJSON items: no flag bits in type, the first
@@ -1118,6 +1285,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_stringify_numbers_as_node),
       cmocka_unit_test(json_stringify_strings_as_node),
+      cmocka_unit_test(json_stringify_special_at_every_offset),
+      cmocka_unit_test(json_stringify_invalid_utf8_after_ascii),
       cmocka_unit_test(json_stringify_structures),
       cmocka_unit_test(json_stringify_duplicate_keys_kept),
       cmocka_unit_test(json_stringify_raw_compacted),
@@ -1143,6 +1312,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(json_parse_numbers_match_strtod),
       cmocka_unit_test(json_parse_valueint_saturated),
       cmocka_unit_test(json_parse_strings_decoded),
+      cmocka_unit_test(json_parse_special_at_every_offset),
+      cmocka_unit_test(json_parse_bad_byte_at_every_offset),
       cmocka_unit_test(json_parse_items_as_cjson),
       cmocka_unit_test(json_parse_uses_cjson_hooks),
       cmocka_unit_test(json_parse_error_precedence),
