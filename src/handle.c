@@ -101,6 +101,8 @@ int cp__outgoing_init(cp__outgoing *out, const cp_handle *handle,
     return 0;
   }
 
+  /* NOTE: each send still waiting for its turn holds a duplicate, so a
+   * large burst of queued handle sends can reach RLIMIT_NOFILE (EMFILE). */
   out->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (out->fd < 0)
     return -errno;
