@@ -167,7 +167,11 @@ typedef enum cp_handle_type {
 /*
  * A descriptor that travels with a message. To send one, set type and
  * either fd, or uv (a uv_tcp_t, uv_pipe_t or uv_udp_t on the channel's
- * loop) with fd unused. A received one has fd set and uv NULL.
+ * loop) with fd unused; CP_HANDLE_FD() and CP_HANDLE_UV() build both
+ * forms. A received one has fd set and uv NULL.
+ *
+ * Mind that fd 0 is a descriptor: a cp_handle with only its type set
+ * sends stdin, and as CP_HANDLE_NET_SOCKET hands it over to be closed.
  *
  * Between C processes any descriptor can travel (a pipe, a file, a Unix
  * datagram socket), with any type. A Node.js receiver accepts only TCP,
@@ -184,6 +188,13 @@ typedef struct cp_handle {
    * May be NULL. */
   uv_close_cb close_cb;
 } cp_handle;
+
+/* A cp_handle for descriptor fd, or for uv handle h (any uv_*_t pointer),
+ * as compound literals: cp_child_send(child, msg, &CP_HANDLE_FD(t, fd), ...). */
+#define CP_HANDLE_FD(handle_type, descriptor)                                 \
+  ((cp_handle){.type = (handle_type), .fd = (descriptor), .uv = NULL})
+#define CP_HANDLE_UV(handle_type, h)                                          \
+  ((cp_handle){.type = (handle_type), .fd = -1, .uv = (uv_handle_t *)(h)})
 
 /* Node's name of a type ("net.Server"), or NULL for one that has none. */
 const char *cp_handle_type_name(cp_handle_type type);
@@ -588,13 +599,17 @@ typedef void (*cp_send_cb)(cp_child *child, int status, void *data);
  * wait for callbacks before sending more. When the channel is not connected
  * (after a disconnect, or for a child without one), the error
  * CP_ERR_IPC_CHANNEL_CLOSED goes to cb, or to an error event when cb is NULL,
- * and the call returns 0. Negative returns, for which nothing happens and
- * the handle stays the caller's: CP_ERR_MISSING_ARGS for a NULL message,
- * CP_ERR_INVALID_ARG_VALUE for a value with invalid UTF-8 or a cJSON_Invalid
- * item or a uv handle of another loop, CP_ERR_INVALID_HANDLE_TYPE for a type
- * outside the enum or a uv handle that is not TCP, pipe or UDP (UDP for the
- * dgram types only), -EBADF for a descriptor that is not open, -ENOMEM,
- * -EMFILE.
+ * and the call returns 0.
+ *
+ * Negative returns, for which nothing happens and the handle stays the
+ * caller's:
+ * - CP_ERR_MISSING_ARGS for a NULL message;
+ * - CP_ERR_INVALID_ARG_VALUE for a value with invalid UTF-8 or a
+ *   cJSON_Invalid item, or a uv handle of another loop;
+ * - CP_ERR_INVALID_HANDLE_TYPE for CP_HANDLE_NONE or a type outside the
+ *   enum, or a uv handle that is not TCP, pipe or UDP (UDP for the dgram
+ *   types only);
+ * - -EBADF for a descriptor that is not open; -ENOMEM; -EMFILE.
  *
  * A handle goes as Node sends one: the message travels inside a
  * NODE_HANDLE envelope whose first byte carries the descriptor, and every

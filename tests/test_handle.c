@@ -251,8 +251,8 @@ static void handle_send_wraps_message_and_attaches_descriptor(void **state) {
 
   assert_int_equal(send_text(&p->a, "1", NULL, NULL), 1);
   assert_int_equal(send_text(&p->a, "{\"n\":2}",
-                             &(cp_handle){.type = CP_HANDLE_NET_NATIVE,
-                                          .fd = p->pipe_fds[1]},
+                             &CP_HANDLE_FD(CP_HANDLE_NET_NATIVE,
+                                           p->pipe_fds[1]),
                              NULL),
                    1);
 
@@ -417,8 +417,7 @@ static void handle_send_closes_uv_socket_after_ack(void **state) {
   stream.data = &closed;
 
   assert_int_equal(send_text(&p->a, "1",
-                             &(cp_handle){.type = CP_HANDLE_NET_SOCKET,
-                                          .uv = (uv_handle_t *)&foreign},
+                             &CP_HANDLE_UV(CP_HANDLE_NET_SOCKET, &foreign),
                              NULL),
                    CP_ERR_INVALID_ARG_VALUE);
   assert_int_equal(send_text(&p->a, "2",
