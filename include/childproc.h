@@ -591,8 +591,9 @@ typedef void (*cp_send_cb)(cp_child *child, int status, void *data);
  * Unlike Node, the call does not write to the socket: the messages sent
  * while a callback runs are written together, before the loop next waits
  * for I/O (at once when 64 KiB are queued). So the loop must run for a
- * message to leave, also when the channel is unref'd. A program that
- * calls exit() right after a send loses the message.
+ * message to leave; an unref'd channel keeps it running until what it
+ * was given is written. A program that calls exit() right after a send,
+ * without running the loop, loses the message.
  *
  * Returns 1, or 0 once more than 128 KiB of messages wait to be written, as
  * Node's send() returns false: nothing is dropped, but the caller should

@@ -103,6 +103,7 @@ struct cp__channel {
   int poll_events; /* the mask the poll handle watches now */
 
   bool connected;            /* sends are accepted, messages delivered */
+  bool unreferenced;         /* cp__channel_unref() was called last */
   bool disconnect_requested; /* cp__channel_disconnect() was called */
   bool disconnect_emitted;
   bool closing; /* the handles are closing or closed */
@@ -232,6 +233,16 @@ static size_t writable_backlog(const cp__channel *channel) {
   return before_gate < backlog ? (size_t)before_gate : backlog;
 }
 
+/* An unreferenced channel still keeps the loop alive while bytes it may
+ * write wait, as Node refs its channel for each write in progress, so a
+ * process does not exit with a message half written. */
+static void update_ref(cp__channel *channel) {
+  if (!channel->unreferenced || writable_backlog(channel) > 0)
+    uv_ref((uv_handle_t *)&channel->poll);
+  else
+    uv_unref((uv_handle_t *)&channel->poll);
+}
+
 /* Reads always, until closing: also while a disconnect flushes, so that a
  * peer blocked writing to us can go on and read what we flush. Watches for
  * writability only while bytes wait. */
@@ -240,6 +251,7 @@ static void update_poll(cp__channel *channel) {
 
   if (channel->closing)
     return;
+  update_ref(channel);
   if (writable_backlog(channel) > 0 && channel->write_error == 0 &&
       channel->write_blocked)
     events |= UV_WRITABLE;
@@ -509,9 +521,9 @@ static ssize_t send_bytes(int fd, const char *bytes, size_t len, int pass_fd) {
   return n < 0 ? -errno : n;
 }
 
-/* The oldest handle send whose descriptor has not gone yet, if the next
- * write reaches its record. Sends are answered one at a time, so only the
- * first can be due. */
+/* The oldest handle send, if its descriptor has not gone yet; the caller
+ * checks whether the next write reaches its record. Sends are answered
+ * one at a time, so only the first can be due. */
 static handle_send *descriptor_due(const cp__channel *channel) {
   if (channel->handle_count == 0 || channel->handles[0].fd_sent)
     return NULL;
@@ -582,6 +594,20 @@ static void compact_output(cp__channel *channel) {
   memmove(channel->out.data, channel->out.data + channel->out_start, backlog);
   channel->out.len = backlog;
   channel->out_start = 0;
+}
+
+/* A requested disconnect waits until every handle sent has been answered,
+ * and reads on until then. */
+static bool awaits_answer(const cp__channel *channel) {
+  return channel->disconnect_requested && channel->handle_count > 0 &&
+         !channel->closing;
+}
+
+/* Messages are delivered, and handles answered, while connected, and also
+ * while a requested disconnect waits for the peer's answers: Node
+ * postpones its disconnect then, and keeps its channel working. */
+static bool takes_input(const cp__channel *channel) {
+  return channel->connected || awaits_answer(channel);
 }
 
 /* Sends are accepted while connected and until a write fails. A failed
@@ -728,6 +754,20 @@ static int add_handle_send(cp__channel *channel, const cp__outgoing *out,
   return 0;
 }
 
+/* Whether out hands over a uv socket that an earlier send still holds:
+ * the library would close it twice, the second time perhaps a new handle
+ * in the same memory. */
+static bool handed_over_already(const cp__channel *channel,
+                                const cp__outgoing *out) {
+  if (out->give_up == NULL)
+    return false;
+  for (size_t i = 0; i < channel->handle_count; i++) {
+    if (channel->handles[i].out.give_up == out->give_up)
+      return true;
+  }
+  return false;
+}
+
 /* A send refused because the channel is not connected: a handle handed
  * over is closed, since its send is over. */
 static int reject_handle_send(cp__channel *channel, cp__outgoing *out,
@@ -760,8 +800,12 @@ int cp__channel_send_handle(cp__channel *channel, const cJSON *value,
     return CP_ERR_MISSING_ARGS;
   if (handle != NULL) {
     r = cp__outgoing_init(&storage, handle, options, channel->poll.loop);
-    if (r < 0)
+    if (r == 0 && handed_over_already(channel, &storage))
+      r = CP_ERR_INVALID_ARG_VALUE;
+    if (r < 0) {
+      cp__outgoing_abandon(&storage);
       return r;
+    }
     out = &storage;
   }
   if (!accepts_sends(channel))
@@ -900,7 +944,7 @@ static void send_answer(cp__channel *channel, bool ack) {
   size_t len = ack ? sizeof(ack_record) - 1 : sizeof(nack_record) - 1;
   int r;
 
-  if (!accepts_sends(channel))
+  if (!takes_input(channel) || channel->write_error != 0)
     return;
 
   compact_output(channel);
@@ -1049,6 +1093,11 @@ static bool receive_envelope(cp__channel *channel, cp__message *message) {
   }
 
   send_answer(channel, true);
+  /* An error listener of a failed answer may have disconnected. */
+  if (!takes_input(channel)) {
+    cp__close(fd);
+    return false;
+  }
   r = open_envelope(message, fd);
   if (r < 0) {
     emit_error(channel, r, NULL);
@@ -1061,23 +1110,27 @@ static bool receive_envelope(cp__channel *channel, cp__message *message) {
  * whether the message is still to be delivered. */
 static bool receive_internal(cp__channel *channel, cp__message *message) {
   const char *cmd = command_of(message->value);
+  bool deliver = takes_input(channel);
 
   if (cmd == NULL)
-    return channel->connected;
-  if (strcmp(cmd, "NODE_HANDLE_ACK") == 0 ||
-      strcmp(cmd, "NODE_HANDLE_NACK") == 0) {
-    on_handle_answer(channel, cmd[12] == 'A');
-    return channel->connected;
+    return deliver;
+  if (strcmp(cmd, "NODE_HANDLE_ACK") == 0) {
+    on_handle_answer(channel, true);
+    return deliver;
   }
-  if (strcmp(cmd, "NODE_HANDLE") == 0 && channel->connected)
+  if (strcmp(cmd, "NODE_HANDLE_NACK") == 0) {
+    on_handle_answer(channel, false);
+    return deliver;
+  }
+  if (strcmp(cmd, "NODE_HANDLE") == 0 && deliver)
     return receive_envelope(channel, message);
-  return channel->connected;
+  return deliver;
 }
 
 /* Parses one record and emits it as a message, or emits the reason it is
  * not one. text may point into the partial buffer, which is released once
- * the record is parsed. While a disconnect waits for the answer to a
- * handle, only answers are acted on, and nothing is delivered. */
+ * the record is parsed. Once input is no longer taken (see takes_input()),
+ * answers are still acted on, and nothing is delivered. */
 static void deliver_record(cp__channel *channel, const char *text,
                            size_t len) {
   cp__message message = {.handle = {.fd = -1}};
@@ -1086,7 +1139,7 @@ static void deliver_record(cp__channel *channel, const char *text,
 
   release_partial(channel);
   if (r < 0) {
-    if (channel->connected)
+    if (takes_input(channel))
       emit_error(channel, r, NULL);
     return;
   }
@@ -1094,7 +1147,7 @@ static void deliver_record(cp__channel *channel, const char *text,
   /* Only internal messages can be envelopes, and most messages are not. */
   message.internal = cp__json_is_internal(message.value);
   deliver = message.internal ? receive_internal(channel, &message)
-                             : channel->connected;
+                             : takes_input(channel);
   if (deliver && channel->events.message != NULL && !channel->closing)
     channel->events.message(channel, &message, channel->data);
   cp__message_release(&message);
@@ -1160,19 +1213,12 @@ static void consume_piece(cp__channel *channel) {
     deliver_record(channel, channel->partial.data, channel->partial.len);
 }
 
-/* A disconnect waits for the answer to the handle sent last, and reads on
- * until it comes. */
-static bool awaits_answer(const cp__channel *channel) {
-  return channel->disconnect_requested && channel->handle_count > 0 &&
-         !channel->closing;
-}
-
 /* Delivers what is left of the current chunk. Once the channel is not
  * connected, the rest is dropped, as Node drops messages parsed after
  * disconnect(), unless a disconnect waits for an answer. */
 static void drain_chunk(cp__channel *channel) {
   while (channel->chunk_pos < channel->chunk_len) {
-    if (!channel->connected && !awaits_answer(channel)) {
+    if (!takes_input(channel)) {
       channel->chunk_pos = channel->chunk_len;
       break;
     }
@@ -1248,7 +1294,7 @@ static void check_descriptors(cp__channel *channel, bool unexpected) {
     channel->received_fd = cp__close(channel->received_fd);
     unexpected = true;
   }
-  if (unexpected && channel->connected && !channel->closing)
+  if (unexpected && takes_input(channel))
     emit_error(channel, CP_ERR_IPC_UNEXPECTED_HANDLE, "recvmsg");
 }
 
@@ -1531,15 +1577,19 @@ void cp__channel_set_max_message_size(cp__channel *channel, size_t bytes) {
 void cp__channel_ref(cp__channel *channel) {
   if (channel == NULL || channel->closed)
     return;
-  uv_ref((uv_handle_t *)&channel->poll);
+  channel->unreferenced = false;
   uv_ref((uv_handle_t *)&channel->idle);
+  if (!channel->closing)
+    update_ref(channel);
 }
 
 void cp__channel_unref(cp__channel *channel) {
   if (channel == NULL || channel->closed)
     return;
-  uv_unref((uv_handle_t *)&channel->poll);
+  channel->unreferenced = true;
   uv_unref((uv_handle_t *)&channel->idle);
+  if (!channel->closing)
+    update_ref(channel);
 }
 
 void cp__channel_free(cp__channel *channel) {

@@ -23,10 +23,11 @@ typedef struct cp__channel_events {
   /* A parsed message, in order, with the descriptor that came with it if
    * any. The channel releases what the callee leaves in *message after the
    * call. No message is delivered once cp__channel_disconnect() was called,
-   * as in Node. NODE_HANDLE envelopes are opened: the callee gets the
-   * user's message inside and the descriptor. NODE_HANDLE_ACK and
-   * NODE_HANDLE_NACK are acted on and then delivered as internal
-   * messages. */
+   * as in Node, except while the disconnect waits for the answers to
+   * handles sent, when Node's channel works on too. NODE_HANDLE envelopes
+   * are opened: the callee gets the user's message inside and the
+   * descriptor. NODE_HANDLE_ACK and NODE_HANDLE_NACK are acted on, then
+   * delivered as internal messages while messages are delivered. */
   void (*message)(cp__channel *channel, cp__message *message, void *data);
 
   /*

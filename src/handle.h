@@ -12,7 +12,8 @@
 
 /*
  * A handle on its way out, from the send until the receiver has answered.
- * The channel owns fd, and after cp__outgoing_commit() also give_up.
+ * The channel owns fd, except a caller's descriptor before
+ * cp__outgoing_commit() (fd_is_callers), and give_up after the commit.
  */
 typedef struct cp__outgoing {
   cp_handle_type type;
@@ -36,7 +37,9 @@ int cp__outgoing_init(cp__outgoing *out, const cp_handle *handle,
                       const cp_send_options *options, uv_loop_t *loop);
 
 /* The send was accepted: a handed-over socket is now the library's, and a
- * uv stream stops reading, as Node takes the socket from its sender. */
+ * uv stream stops reading. (Node leaves its sender's socket reading and
+ * drops what arrives, which loses data; stopping keeps it in the kernel
+ * for the receiver.) */
 void cp__outgoing_commit(cp__outgoing *out);
 
 /* The send failed before commit: closes only what init made. */

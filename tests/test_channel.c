@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -932,9 +933,6 @@ static void channel_send_returns_false_past_backlog_limit(void **state) {
   cp_test_loop_finish(&loop);
 }
 
-/* Callbacks run in order, with success for records the kernel took and an
- * error for the rest once the peer closed (Node reports success for
- * all). */
 /* The second send of the chain: it disconnects once written, which ends
  * the loop. */
 static void disconnect_when_sent(cp__channel *channel, int status,
@@ -956,6 +954,68 @@ static void send_again_when_sent(cp__channel *channel, int status,
                                (cp__listener_fn)disconnect_when_sent,
                                data) >= 0);
   cJSON_Delete(value);
+}
+
+/* Forks a process that reads fd to its end and writes the byte count to
+ * result; returns its pid. The process closes other, the channel's own
+ * end, whose copy would keep that end of file from ever coming. */
+static pid_t start_counting_reader(int fd, int result, int other) {
+  pid_t pid = fork();
+
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    char buffer[65536];
+    uint64_t total = 0;
+    ssize_t n;
+
+    close(other);
+
+    while ((n = read(fd, buffer, sizeof(buffer))) > 0)
+      total += (uint64_t)n;
+    _exit(write(result, &total, sizeof(total)) == sizeof(total) ? 0 : 1);
+  }
+  return pid;
+}
+
+/* An unreferenced channel keeps the loop alive until what it was given is
+ * written, as Node refs its channel for each write, so a child that sends
+ * and returns from uv_run() loses nothing. */
+static void channel_unref_still_writes_backlog(void **state) {
+  const size_t size = 4 * MIB;
+  uv_loop_t loop;
+  test_endpoint a = {0};
+  cJSON *value = string_of_size(size, 'u');
+  int result[2];
+  uint64_t total = 0;
+  pid_t reader;
+  int raw;
+
+  (void)state;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  raw = open_raw(&loop, &a);
+  assert_int_equal(pipe2(result, O_CLOEXEC), 0);
+  reader = start_counting_reader(raw, result[1],
+                                 cp__channel_fileno(a.channel));
+  close(raw);
+  close(result[1]);
+
+  cp__channel_unref(a.channel);
+  /* 0: more than the backlog limit waits, as Node's send() says false. */
+  assert_int_equal(cp__channel_send(a.channel, value, NULL, NULL), 0);
+  cJSON_Delete(value);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(cp__channel_backlog(a.channel), 0);
+
+  assert_int_equal(cp__channel_disconnect(a.channel), 0);
+  cp__channel_ref(a.channel);
+  cp_test_loop_run(&loop, GUARD_MS);
+  assert_int_equal(read(result[0], &total, sizeof(total)),
+                   (ssize_t)sizeof(total));
+  assert_int_equal(total, size + 3);
+  assert_int_equal(waitpid(reader, NULL, 0), reader);
+  close(result[0]);
+  free_endpoint(&a);
+  cp_test_loop_finish(&loop);
 }
 
 /* A send from a callback that the loop's prepare phase runs is still
@@ -987,6 +1047,9 @@ static void channel_send_from_prepare_callback_is_written(void **state) {
   cp_test_loop_finish(&loop);
 }
 
+/* Callbacks run in order, with success for records the kernel took and an
+ * error for the rest once the peer closed (Node reports success for
+ * all). */
 static void channel_send_callbacks_report_outcome(void **state) {
   /* 4 MiB: more than a socket buffer holds with Linux's defaults. */
   const size_t count = 128;
@@ -1646,6 +1709,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(channel_send_returns_false_past_backlog_limit),
       cmocka_unit_test(channel_send_callbacks_report_outcome),
       cmocka_unit_test(channel_send_from_prepare_callback_is_written),
+      cmocka_unit_test(channel_unref_still_writes_backlog),
       cmocka_unit_test(channel_listener_sends_reply),
       cmocka_unit_test(channel_send_checks_arguments),
       cmocka_unit_test(channel_read_dry_delivers_pending),

@@ -703,13 +703,87 @@ static void handle_disconnect_waits_for_answer(void **state) {
   assert_string_equal(line, "\"last\"\n");
   assert_int_equal(recv(raw, line, 1, 0), 0);
   assert_int_equal(a.closes, 1);
-  assert_int_equal(a.messages, 0);
+  /* Only the ACK, an internal message, which came while waiting. */
+  assert_int_equal(a.messages, 1);
+  assert_true(a.internal[0]);
 
   close(pipe_fds[0]);
   close(pipe_fds[1]);
   close(raw);
   free_endpoint(&a);
   cp_test_loop_finish(&loop);
+}
+
+/* While a disconnect waits for the answer, the peer's messages are still
+ * delivered and its handles answered, as Node's postponed disconnect
+ * keeps its channel working. */
+static void handle_disconnect_wait_still_takes_input(void **state) {
+  peer *p = *state;
+  int theirs[2];
+  char line[256];
+  int fd;
+
+  assert_int_equal(pipe2(theirs, O_CLOEXEC), 0);
+  assert_int_equal(send_text(&p->a, "1",
+                             &CP_HANDLE_FD(CP_HANDLE_NET_SERVER,
+                                           p->pipe_fds[0]),
+                             NULL),
+                   1);
+  assert_int_equal(cp__channel_disconnect(p->a.channel), 0);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
+  close(fd);
+
+  raw_send(p->raw, "\"plain\"\n", -1);
+  raw_send(p->raw,
+           "{\"cmd\":\"NODE_HANDLE\",\"type\":\"net.Native\",\"msg\":5}\n",
+           theirs[0]);
+  close_end(&theirs[0]);
+  cp__channel_read_dry(p->a.channel);
+  assert_int_equal(p->a.messages, 2);
+  assert_string_equal(p->a.texts[0], "\"plain\"");
+  assert_string_equal(p->a.texts[1], "5");
+  assert_true(p->a.fds[1] >= 0);
+  raw_read_line(p->raw, line, sizeof(line), &fd);
+  assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
+
+  /* Our answer arrives: the disconnect ends the channel. */
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp_test_loop_run(&p->loop, GUARD_MS);
+  assert_int_equal(p->a.closes, 1);
+  assert_int_equal(recv(p->raw, line, 1, 0), 0);
+  close(theirs[1]);
+}
+
+static void free_on_close(uv_handle_t *handle) { free(handle); }
+
+/* A uv socket handed over once cannot be handed over again while the
+ * first send holds it, so the library never closes it twice. */
+static void handle_send_rejects_uv_socket_held_already(void **state) {
+  peer *p = *state;
+  uv_pipe_t *stream = malloc(sizeof(*stream));
+  int sv[2];
+  char line[256];
+  int fd;
+
+  assert_non_null(stream);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  assert_int_equal(uv_pipe_init(&p->loop, stream, 0), 0);
+  assert_int_equal(uv_pipe_open(stream, sv[0]), 0);
+  stream->data = NULL;
+
+  cp_handle handle = CP_HANDLE_UV(CP_HANDLE_NET_SOCKET, stream);
+  handle.close_cb = free_on_close;
+  assert_int_equal(send_text(&p->a, "1", &handle, NULL), 1);
+  assert_int_equal(send_text(&p->a, "2", &handle, NULL),
+                   CP_ERR_INVALID_ARG_VALUE);
+
+  raw_read_line(p->raw, line, sizeof(line), &fd);
+  assert_true(fd >= 0);
+  close(fd);
+  raw_send(p->raw, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n", -1);
+  cp__channel_read_dry(p->a.channel);
+  pump(&p->loop);
+  close(sv[1]);
 }
 
 /* ------------------------------------------------------------------------
@@ -840,6 +914,11 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(handle_answer_goes_ahead_of_held_sends, setup_peer,
                                       teardown_peer),
       cmocka_unit_test(handle_disconnect_waits_for_answer),
+      cmocka_unit_test_setup_teardown(handle_disconnect_wait_still_takes_input,
+                                      setup_peer, teardown_peer),
+      cmocka_unit_test_setup_teardown(
+          handle_send_rejects_uv_socket_held_already, setup_peer,
+          teardown_peer),
       cmocka_unit_test(handle_echo_worker_returns_1000_handles),
   };
 
