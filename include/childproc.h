@@ -176,7 +176,7 @@ typedef enum cp_handle_type {
  * Between C processes any descriptor can travel (a pipe, a file, a Unix
  * datagram socket), with any type. A Node.js receiver accepts only TCP,
  * UDP and Unix stream sockets and pipes: it aborts on a regular file or a
- * terminal, whatever the type says.
+ * terminal, whatever the type.
  */
 typedef struct cp_handle {
   cp_handle_type type;
@@ -614,7 +614,7 @@ typedef void (*cp_send_cb)(cp_child *child, int status, void *data);
  *
  * A handle goes as Node sends one: the message travels inside a
  * NODE_HANDLE envelope whose first byte carries the descriptor, and every
- * later send waits, in order, until the receiver answers with
+ * later send waits, in order, until the receiver replies with
  * NODE_HANDLE_ACK or NODE_HANDLE_NACK. Those waiting count toward the
  * 128 KiB. cb reports the write of the envelope, as in Node, not the ACK.
  *

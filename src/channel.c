@@ -133,10 +133,11 @@ struct cp__channel {
   request_ring pending;         /* queued sends with a callback, in order */
   request_ring rejected;        /* sends refused since not connected */
 
-  /* Handle passing. As Node's sender, nothing after a record with a
-   * descriptor is written until the receiver answers it: the bytes wait in
-   * the output buffer behind gate, the end of the oldest such record. */
-  handle_send *handles; /* in stream order; the first is the one answered */
+  /* Handle passing. As in Node's sender, nothing after a record with a
+   * descriptor is written until the receiver replies with an ACK or NACK.
+   * The bytes wait in the output buffer behind gate, the end of the
+   * oldest such record. */
+  handle_send *handles; /* in stream order; the first awaits the reply */
   size_t handle_count;
   size_t handle_capacity;
   uint64_t gate; /* writes stop here while handle_count > 0 */
@@ -289,8 +290,13 @@ static bool disconnect_can_finish(const cp__channel *channel) {
          cp__channel_backlog(channel) == 0 && channel->handle_count == 0;
 }
 
-/* Work for the idle handle: callbacks and events due, a disconnect to
- * finish, or records waiting for the prepare phase (see schedule_write()). */
+/*
+ * Work for the idle handle: callbacks and events due, a disconnect to
+ * finish, or records waiting for the prepare phase. A prepare handle
+ * started during that phase (by a callback that on_prepare() runs) runs
+ * only after the next poll. An active idle handle makes that poll return
+ * at once, instead of blocking with the records unwritten.
+ */
 static bool has_work_due(const cp__channel *channel) {
   int status;
 
@@ -363,7 +369,7 @@ static void discard_input(cp__channel *channel) {
   channel->chunk_pos = channel->chunk_len;
 }
 
-/* Closes what every handle send still holds and forgets them. */
+/* Closes the descriptors of every handle send and forgets them. */
 static void drop_handle_sends(cp__channel *channel) {
   for (size_t i = 0; i < channel->handle_count; i++) {
     cp__outgoing_close(&channel->handles[i].out);
@@ -521,9 +527,9 @@ static ssize_t send_bytes(int fd, const char *bytes, size_t len, int pass_fd) {
   return n < 0 ? -errno : n;
 }
 
-/* The oldest handle send, if its descriptor has not gone yet; the caller
- * checks whether the next write reaches its record. Sends are answered
- * one at a time, so only the first can be due. */
+/* Returns the oldest handle send if its descriptor has not gone yet. The
+ * caller checks whether the next write reaches its record. The peer
+ * replies to one handle at a time, so only the first can be due. */
 static handle_send *descriptor_due(const cp__channel *channel) {
   if (channel->handle_count == 0 || channel->handles[0].fd_sent)
     return NULL;
@@ -531,7 +537,7 @@ static handle_send *descriptor_due(const cp__channel *channel) {
 }
 
 /* Writes the part of the backlog before the gate until the socket is full
- * or that part is empty, in as few sendmsg() calls as the socket allows: a
+ * or that part is empty, in as few sendmsg() calls as the socket allows. A
  * write stops only where a record with a descriptor begins, so that the
  * descriptor rides on its first byte. Returns whether a write returned
  * something other than EAGAIN. */
@@ -650,24 +656,15 @@ static int prepare_send(cp__channel *channel, cp__listener_fn cb) {
   return 0;
 }
 
-/*
- * Writes the backlog now when it has grown to a batch, or has it written
- * in the prepare phase. While the socket is full, writability does it.
- *
- * A prepare handle started during the prepare phase (by a send callback
- * that on_prepare() runs, or by another prepare handle's callback) runs
- * only after the next poll, so the idle handle is started too: it makes
- * that poll return at once instead of blocking with the records unwritten.
- */
+/* Writes the backlog now when it has grown to a batch, or has it written
+ * in the prepare phase. While the socket is full, writability does it. */
 static void schedule_write(cp__channel *channel) {
   if (channel->write_blocked)
     return;
-  if (writable_backlog(channel) >= WRITE_BATCH_BYTES) {
+  if (writable_backlog(channel) >= WRITE_BATCH_BYTES)
     flush_output(channel);
-    return;
-  }
-  uv_prepare_start(&channel->prepare, on_prepare);
-  schedule(channel);
+  else
+    uv_prepare_start(&channel->prepare, on_prepare);
 }
 
 /*
@@ -905,9 +902,9 @@ static void shift_offsets(cp__channel *channel, uint64_t from, size_t len) {
   }
 }
 
-/* Puts a record at the gate, ahead of the sends held behind it, and moves
- * the gate past it, as Node writes its ACKs, NACKs and resends while it
- * holds other sends back. */
+/* Puts a record at the gate, ahead of the sends waiting behind it, and
+ * moves the gate past it. Node also writes its ACKs, NACKs and resends
+ * while other sends wait. */
 static int insert_at_gate(cp__channel *channel, const char *record,
                           size_t len) {
   size_t at;

@@ -23,8 +23,8 @@ typedef struct cp__channel_events {
   /* A parsed message, in order, with the descriptor that came with it if
    * any. The channel releases what the callee leaves in *message after the
    * call. No message is delivered once cp__channel_disconnect() was called,
-   * as in Node, except while the disconnect waits for the answers to
-   * handles sent, when Node's channel works on too. NODE_HANDLE envelopes
+   * as in Node, except while the disconnect waits for the ACKs or NACKs
+   * of handles sent, because Node's channel keeps working then. NODE_HANDLE envelopes
    * are opened: the callee gets the user's message inside and the
    * descriptor. NODE_HANDLE_ACK and NODE_HANDLE_NACK are acted on, then
    * delivered as internal messages while messages are delivered. */
@@ -41,8 +41,8 @@ typedef struct cp__channel_events {
    * - CP_ERR_IPC_UNEXPECTED_HANDLE with syscall "recvmsg" for descriptors
    *   that no NODE_HANDLE record claims, which are closed.
    * - CP_ERR_INVALID_HANDLE_TYPE (syscall NULL) for a NODE_HANDLE record
-   *   with a type Node does not know; its descriptor is closed, after the
-   *   ACK, as Node's receiver throws after its ACK.
+   *   with a type Node does not know. Its descriptor is closed after the
+   *   ACK, since Node's receiver also throws only after its ACK.
    * - CP_ERR_IPC_UNEXPECTED_ACK (syscall NULL) for an ACK or NACK that
    *   answers no handle sent.
    * - CP_ERR_IPC_HANDLE_NOT_RECEIVED (syscall NULL) when a handed-over

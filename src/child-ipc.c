@@ -21,7 +21,8 @@ static bool has_message_listener(const cp_child *child) {
   return cp__emitter_count(&child->emitter, CP_EVENT_MESSAGE) > 0;
 }
 
-/* What the listeners leave of the message, the channel releases. */
+/* Keeps or emits a message. The channel releases what the listeners leave
+ * of it. */
 static void on_channel_message(cp__channel *channel, cp__message *message,
                                void *data) {
   cp_child *child = data;

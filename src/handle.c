@@ -101,8 +101,8 @@ int cp__outgoing_init(cp__outgoing *out, const cp_handle *handle,
     return 0;
   }
 
-  /* NOTE: each send still waiting for its turn holds a duplicate, so a
-   * large burst of queued handle sends can reach RLIMIT_NOFILE (EMFILE). */
+  /* NOTE: each send still waiting for its turn keeps a duplicate open, so
+   * a large burst of queued handle sends can reach RLIMIT_NOFILE (EMFILE). */
   out->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (out->fd < 0)
     return -errno;
@@ -121,7 +121,7 @@ void cp__outgoing_commit(cp__outgoing *out) {
 
 void cp__outgoing_abandon(cp__outgoing *out) {
   if (!out->fd_is_callers)
-    out->fd = cp__close(out->fd);
+    cp__close(out->fd);
   out->fd = -1;
   out->give_up = NULL;
 }

@@ -11,7 +11,7 @@
 #include "childproc.h"
 
 /*
- * A handle on its way out, from the send until the receiver has answered.
+ * A handle on its way out, from the send until the receiver's ACK or NACK.
  * The channel owns fd, except a caller's descriptor before
  * cp__outgoing_commit() (fd_is_callers), and give_up after the commit.
  */

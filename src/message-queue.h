@@ -9,8 +9,8 @@
 
 #include "childproc.h"
 
-/* A message as the channel hands it on. Whoever holds the struct owns
- * value and handle.fd; taking either leaves NULL or -1 behind. */
+/* A message as the channel hands it on. The owner of the struct owns value
+ * and handle.fd, and taking either leaves NULL or -1 behind. */
 typedef struct cp__message {
   cJSON *value;
   bool internal;

@@ -106,7 +106,8 @@ static bool has_message_listener(const cp_channel *channel) {
   return cp__emitter_count(&channel->emitter, CP_EVENT_MESSAGE) > 0;
 }
 
-/* What the listeners leave of the message, the channel releases. */
+/* Keeps or emits a message. The channel releases what the listeners leave
+ * of it. */
 static void on_message(cp__channel *raw, cp__message *message, void *data) {
   cp_channel *channel = data;
 

@@ -1000,7 +1000,7 @@ static void channel_unref_still_writes_backlog(void **state) {
   close(result[1]);
 
   cp__channel_unref(a.channel);
-  /* 0: more than the backlog limit waits, as Node's send() says false. */
+  /* 0: more than the backlog limit waits, so Node's send() returns false. */
   assert_int_equal(cp__channel_send(a.channel, value, NULL, NULL), 0);
   cJSON_Delete(value);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -1019,9 +1019,9 @@ static void channel_unref_still_writes_backlog(void **state) {
 }
 
 /* A send from a callback that the loop's prepare phase runs is still
- * written before the loop waits: libuv runs a prepare handle started in
- * that phase only after the next poll, which would block with nothing else
- * to wake it. */
+ * written before the loop waits. libuv runs a prepare handle started in
+ * that phase only after the next poll, which could block with nothing
+ * else to wake it. */
 static void channel_send_from_prepare_callback_is_written(void **state) {
   uv_loop_t loop;
   test_endpoint a = {0};

@@ -1,7 +1,7 @@
 /*
  * Handle passing over the IPC channel: descriptors that travel with
- * NODE_HANDLE messages, the ACK and NACK answers, the sends held until an
- * answer, and who closes what. A raw socket plays the peer where the bytes
+ * NODE_HANDLE messages, the ACK and NACK replies, the sends held until a
+ * reply, and who closes what. A raw socket plays the peer where the bytes
  * and descriptors on the wire are checked; echo-worker plays it where a
  * real C process is wanted.
  */
@@ -240,7 +240,7 @@ static void pump(uv_loop_t *loop) {
  * ------------------------------------------------------------------------ */
 
 /* The envelope is Node's, byte for byte, and the descriptor rides on its
- * first byte; the caller keeps its pipe, and the duplicate sent is closed. */
+ * first byte. The caller keeps its pipe, and the duplicate sent is closed. */
 static void handle_send_wraps_message_and_attaches_descriptor(void **state) {
   peer *p = *state;
   char line[256];
@@ -277,8 +277,8 @@ static void handle_send_wraps_message_and_attaches_descriptor(void **state) {
   close_end(&p->pipe_fds[1]);
 }
 
-/* As Node's sender: nothing after a handle is written until the receiver
- * answers, and the held sends count toward the backlog. */
+/* As in Node's sender, nothing after a handle is written until the
+ * receiver's ACK, and the held sends count toward the backlog. */
 static void handle_send_holds_later_sends_until_ack(void **state) {
   peer *p = *state;
   char line[256];
@@ -518,8 +518,8 @@ static void handle_receive_delivers_descriptor_and_acks(void **state) {
   close_end(&p->pipe_fds[0]);
 }
 
-/* Node's resend wraps the envelope in a second one: the inner one is the
- * real message, and one ACK answers both. */
+/* Node's resend wraps the envelope in a second one. The inner one is the
+ * real message, and one ACK replies to both. */
 static void handle_receive_opens_nested_envelope(void **state) {
   peer *p = *state;
   char line[256];
@@ -563,7 +563,7 @@ static void handle_receive_rejects_unknown_type(void **state) {
   assert_string_equal(p->a.texts[0], "2");
   raw_read_line(p->raw, line, sizeof(line), &fd);
   assert_string_equal(line, "{\"cmd\":\"NODE_HANDLE_ACK\"}\n");
-  /* The library's copy was closed: the read end sees end of file. */
+  /* The library's copy was closed, so the read end gets end of file. */
   assert_int_equal(read(p->pipe_fds[0], line, 1), 0);
   close_end(&p->pipe_fds[0]);
 }
@@ -628,8 +628,8 @@ static void handle_receive_reports_stray_ack(void **state) {
   assert_string_equal(p->a.texts[1], "3");
 }
 
-/* While sends are held for an answer, our own ACK to the peer still goes
- * out, ahead of them; otherwise two Node-style senders would wait for each
+/* While sends wait for a reply, our own ACK to the peer still goes out
+ * ahead of them. Otherwise two Node-style senders would wait for each
  * other for ever. */
 static void handle_answer_goes_ahead_of_held_sends(void **state) {
   peer *p = *state;
@@ -757,7 +757,7 @@ static void handle_disconnect_wait_still_takes_input(void **state) {
 static void free_on_close(uv_handle_t *handle) { free(handle); }
 
 /* A uv socket handed over once cannot be handed over again while the
- * first send holds it, so the library never closes it twice. */
+ * first send still owns it, so the library never closes it twice. */
 static void handle_send_rejects_uv_socket_held_already(void **state) {
   peer *p = *state;
   uv_pipe_t *stream = malloc(sizeof(*stream));
@@ -796,9 +796,9 @@ typedef struct echo_state {
   int wrong;      /* echoes without a descriptor, or of the wrong type */
   int syncs;      /* "sync" messages back */
   pid_t worker;
-  /* Descriptors of the worker and ours after the first 10 handles came
-   * back, and after all of them; each taken once the echo of a plain
-   * message says that both sides are idle. */
+  /* Descriptor counts of the worker and ours after the first 10 handles
+   * came back, and after all of them. Each is taken once the echo of a
+   * plain message shows that both sides are idle. */
   size_t worker_fds[2];
   size_t fds[2];
 } echo_state;
